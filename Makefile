@@ -1,0 +1,97 @@
+# iceservers: build the C core for one Lua ABI per build folder, run the tests.
+# Every variable has a default and LuaRocks' names (LUA_INCDIR, LIBFLAG, ...)
+# are accepted, so nothing here needs editing by hand.
+
+LUA_VERSION ?= 5.4
+ROCKSPEC    := rockspec/iceservers-scm-1.rockspec
+VERSION     := $(shell sed -n 's/^local release = "\(.*\)"/\1/p' $(ROCKSPEC))
+
+ifeq ($(LUA_VERSION),5.1)
+  # The 5.1 ABI is built for LuaJIT 2.1 (OpenResty); it loads in lua5.1 too.
+  LUA        ?= luajit
+  LUA_INCDIR ?= /usr/include/luajit-2.1
+else
+  LUA        ?= lua$(LUA_VERSION)
+  LUA_INCDIR ?= /usr/include/lua$(LUA_VERSION)
+endif
+
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+BINDIR      ?= $(PREFIX)/bin
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+LIBFLAG     ?= -shared
+PKG_CONFIG  ?= pkg-config
+OPENSSL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+OPENSSL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
+CURL_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS      ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+
+WARNINGS  := -Wall -Wextra -Werror
+ALL_CFLAGS = $(CFLAGS) $(WARNINGS) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC \
+             -fvisibility=hidden -DICESERVERS_VERSION=$(VERSION) \
+             -I$(LUA_INCDIR) $(OPENSSL_CFLAGS) $(CURL_CFLAGS)
+LIBS      := $(OPENSSL_LIBS) $(CURL_LIBS)
+
+SRCS    := $(wildcard src/*.c)
+HDRS    := $(wildcard src/*.h)
+BUILD   ?= build/$(LUA_VERSION)
+OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+CORE     = $(BUILD)/iceservers/core.so
+
+.PHONY: all deps test test-unit lint valgrind asan install clean demo compat-check
+
+all: $(CORE)
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) $(ROCKSPEC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Modules resolve Lua's symbols from the host (lua5.4, luajit, nginx): no -llua.
+$(CORE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+# Installs the Debian packages the project needs; idempotent, as root.
+deps:
+	sh scripts/deps.sh
+
+# Every suite: Lua 5.4 and LuaJIT specs, the rockspec install, the core specs
+# under valgrind and under ASan+UBSan.  Ends with one "N passed, N failed" line.
+test:
+	sh scripts/test.sh all
+
+test-unit:
+	sh scripts/test.sh unit
+
+valgrind:
+	sh scripts/test.sh valgrind
+
+asan:
+	sh scripts/test.sh asan
+
+lint:
+	luacheck .
+	$(MAKE) --no-print-directory compat-check
+
+# Compile (without linking) against each set of Lua headers we promise.
+compat-check:
+	@for inc in /usr/include/lua5.4 /usr/include/lua5.3 /usr/include/lua5.1 /usr/include/luajit-2.1; do \
+	  echo "headers: $$inc"; \
+	  for f in $(SRCS); do \
+	    $(CC) $(CFLAGS) $(WARNINGS) -std=c99 -D_POSIX_C_SOURCE=200809L -fsyntax-only \
+	      -DICESERVERS_VERSION=$(VERSION) -I$$inc $(OPENSSL_CFLAGS) $(CURL_CFLAGS) $$f || exit 1; \
+	  done; \
+	done
+
+demo: all
+	@$(LUA) -e 'package.cpath = "$(BUILD)/?.so;" .. package.cpath' scripts/demo.lua
+
+install: $(CORE)
+	install -d $(DESTDIR)$(LIBDIR)/iceservers $(DESTDIR)$(LUADIR)/iceservers
+	install -m 0755 $(CORE) $(DESTDIR)$(LIBDIR)/iceservers/core.so
+	cd lua && find iceservers -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUADIR)/{} \;
+
+clean:
+	rm -rf build

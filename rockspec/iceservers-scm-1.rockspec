@@ -1,0 +1,48 @@
+-- The one place the version number lives: the Makefile reads it from the line
+-- below, the C module gets it as a define, and a spec checks all agree.
+local release = "0.1.0"
+
+rockspec_format = "3.0"
+package = "iceservers"
+version = "scm-1"
+source = {
+   url = "git+https://example.invalid/iceservers.git",
+}
+description = {
+   summary = "ICE server lists with short-lived TURN credentials for Lua and OpenResty",
+   detailed = [[
+iceservers hands WebRTC clients a ready RTCIceServer list: TURN REST API
+credentials for coturn or eturnal, commercial TURN providers, or STUN only.
+A small C core (HMAC, base64, libcurl) under a pure-Lua provider layer.
+]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.1",
+}
+external_dependencies = {
+   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+   -- Debian keeps curl/curl.h under the multiarch include folder, where
+   -- LuaRocks does not look for headers; find libcurl by its library instead.
+   CURL = { library = "curl" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["iceservers.core"] = {
+         sources = {
+            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_http.c",
+         },
+         defines = { "ICESERVERS_VERSION=" .. release },
+         incdirs = { "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+         libraries = { "crypto", "curl" },
+      },
+   },
+}
+test_dependencies = {
+   "busted",
+}
+test = {
+   type = "busted",
+}
