@@ -40,7 +40,7 @@ BUILD   ?= build/$(LUA_VERSION)
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE     = $(BUILD)/iceservers/core.so
 
-.PHONY: all deps test test-unit lint valgrind asan install clean demo compat-check
+.PHONY: bench-hmac all deps test test-unit lint valgrind asan install clean demo compat-check
 
 all: $(CORE)
 
@@ -95,3 +95,9 @@ install: $(CORE)
 
 clean:
 	rm -rf build
+
+# Why the signer copies low-level SHA states (see src/ice_crypto.c).
+bench-hmac:
+	@mkdir -p build
+	$(CC) -O2 -o build/hmac_variants bench/hmac_variants.c $(OPENSSL_LIBS)
+	./build/hmac_variants

@@ -1,0 +1,268 @@
+-- iceservers.core: the C primitives, against published vectors and misuse.
+local core = require "iceservers.core"
+
+local function unhex(s)
+  return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+end
+local function rep(byte, n) return string.rep(string.char(byte), n) end
+local function seq(from, to)
+  local t = {}
+  for i = from, to do t[#t + 1] = string.char(i) end
+  return table.concat(t)
+end
+
+describe("core.hmac", function()
+  -- RFC 2202 section 3 (HMAC-SHA1), all seven cases.
+  local rfc2202 = {
+    { rep(0x0b, 20), "Hi There", "b617318655057264e28bc0b6fb378c8ef146be00" },
+    { "Jefe", "what do ya want for nothing?", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79" },
+    { rep(0xaa, 20), rep(0xdd, 50), "125d7342b9ac11cd91a39af48aa17b4f63f175d3" },
+    { seq(1, 25), rep(0xcd, 50), "4c9007f4026250c6bc8414f9bf50c86c2d7235da" },
+    { rep(0x0c, 20), "Test With Truncation", "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04" },
+    { rep(0xaa, 80), "Test Using Larger Than Block-Size Key - Hash Key First",
+      "aa4ae5e15272d00e95705637ce8a3b55ed402112" },
+    { rep(0xaa, 80), "Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data",
+      "e8e99d0f45237d786d6bbaa7965c7808bbff1a91" },
+  }
+  for i, v in ipairs(rfc2202) do
+    it("matches RFC 2202 case " .. i .. " (hmac and signer)", function()
+      assert.are.equal(v[3], core.hex(core.hmac("sha1", v[1], v[2])))
+      local signer = core.hmac_key("sha1", v[1])
+      assert.are.equal(v[3], core.hex(signer:digest(v[2])))
+      assert.are.equal(core.b64encode(unhex(v[3])), signer:b64digest(v[2]))
+    end)
+  end
+
+  -- RFC 4231 section 4 (HMAC-SHA-256/384/512); case 5 is truncated to 128 bits.
+  local long_msg = "This is a test using a larger than block-size key and a larger than "
+    .. "block-size data. The key needs to be hashed before being used by the HMAC algorithm."
+  local rfc4231 = {
+    { rep(0x0b, 20), "Hi There",
+      sha256 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+      sha384 = "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c"
+        .. "faea9ea9076ede7f4af152e8b2fa9cb6",
+      sha512 = "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cde"
+        .. "daa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854" },
+    { "Jefe", "what do ya want for nothing?",
+      sha256 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+      sha384 = "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e"
+        .. "8e2240ca5e69e2c78b3239ecfab21649",
+      sha512 = "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
+        .. "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737" },
+    { rep(0xaa, 20), rep(0xdd, 50),
+      sha256 = "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+      sha384 = "88062608d3e6ad8a0aa2ace014c8a86f0aa635d947ac9febe83ef4e55966144"
+        .. "b2a5ab39dc13814b94e3ab6e101a34f27",
+      sha512 = "fa73b0089d56a284efb0f0756c890be9b1b5dbdd8ee81a3655f83e33b2279d39"
+        .. "bf3e848279a722c806b485a47e67c807b946a337bee8942674278859e13292fb" },
+    { seq(1, 25), rep(0xcd, 50),
+      sha256 = "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+      sha384 = "3e8a69b7783c25851933ab6290af6ca77a9981480850009cc5577c6e1f573b4e"
+        .. "6801dd23c4a7d679ccf8a386c674cffb",
+      sha512 = "b0ba465637458c6990e5a8c5f61d4af7e576d97ff94b872de76f8050361ee3db"
+        .. "a91ca5c11aa25eb4d679275cc5788063a5f19741120c4f2de2adebeb10a298dd" },
+    { rep(0x0c, 20), "Test With Truncation", truncate = 16,
+      sha256 = "a3b6167473100ee06e0c796c2955552b",
+      sha384 = "3abf34c3503b2a23a46efc619baef897",
+      sha512 = "415fad6271580a531d4179bc891d87a6" },
+    { rep(0xaa, 131), "Test Using Larger Than Block-Size Key - Hash Key First",
+      sha256 = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+      sha384 = "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6"
+        .. "0c2ef6ab4030fe8296248df163f44952",
+      sha512 = "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f352"
+        .. "6b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598" },
+    { rep(0xaa, 131), long_msg,
+      sha256 = "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+      sha384 = "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5"
+        .. "a678cc31e799176d3860e6110c46523e",
+      sha512 = "e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d20cdc944"
+        .. "b6022cac3c4982b10d5eeb55c3e4de15134676fb6de0446065c97440fa8c6a58" },
+  }
+  for i, v in ipairs(rfc4231) do
+    for _, alg in ipairs { "sha256", "sha384", "sha512" } do
+      it("matches RFC 4231 case " .. i .. " " .. alg .. " (hmac and signer)", function()
+        local n = v.truncate and v.truncate * 2 or nil
+        local got = core.hex(core.hmac(alg, v[1], v[2]))
+        assert.are.equal(v[alg], got:sub(1, n))
+        local signer = core.hmac_key(alg, v[1])
+        assert.are.equal(got, core.hex(signer:digest(v[2])))
+        assert.are.equal(core.b64encode(signer:digest(v[2])), signer:b64digest(v[2]))
+      end)
+    end
+  end
+
+  it("gives the TURN REST API draft's worked example", function()
+    local signer = core.hmac_key("sha1", "north")
+    assert.are.equal("Iq7YXkRon8YXJfdN1Ke9EZOw1UE=", signer:b64digest("12334939:mbzrxpgjys"))
+  end)
+
+  it("has a signer that agrees with core.hmac on random inputs", function()
+    for round = 1, 300 do
+      local alg = ({ "sha1", "sha256", "sha384", "sha512" })[round % 4 + 1]
+      local key = core.random_bytes(round % 200 + 1)
+      local msg = core.random_bytes((round * 7) % 1024 + 1):sub(1, round % 300)
+      local signer = core.hmac_key(alg, key)
+      assert.are.equal(core.hmac(alg, key, msg), signer:digest(msg))
+      -- and again: the precomputed states must not be consumed by a call
+      assert.are.equal(core.hmac(alg, key, msg), signer:digest(msg))
+      assert.are.equal(core.b64encode(core.hmac(alg, key, msg)), signer:b64digest(msg))
+    end
+  end)
+
+  it("accepts an empty key and an empty message", function()
+    assert.are.equal("fbdb1d1b18aa6c08324b7d64b71fb76370690e1d",
+      core.hex(core.hmac("sha1", "", "")))
+    assert.are.equal(core.hmac("sha256", "", ""), core.hmac_key("sha256", ""):digest(""))
+  end)
+
+  it("raises on an unknown algorithm or a non-string argument", function()
+    assert.has_error(function() core.hmac("md5", "k", "m") end)
+    assert.has_error(function() core.hmac("SHA1", "k", "m") end)
+    assert.has_error(function() core.hmac(nil, "k", "m") end)
+    assert.has_error(function() core.hmac("sha1", 42, "m") end)
+    assert.has_error(function() core.hmac("sha1", "k", nil) end)
+    assert.has_error(function() core.hmac("sha1", "k", {}) end)
+    assert.has_error(function() core.hmac_key("sha3", "k") end)
+    assert.has_error(function() core.hmac_key("sha1") end)
+    local ok, err = pcall(core.hmac, "md5", "k", "m")
+    assert.is_false(ok)
+    assert.matches("unknown algorithm 'md5'", err, 1, true)
+  end)
+
+  it("raises when a signer method gets a bad argument or a bad self", function()
+    local signer = core.hmac_key("sha1", "k")
+    assert.has_error(function() signer:digest(12) end)
+    assert.has_error(function() signer:b64digest() end)
+    assert.has_error(function() signer.digest({}, "m") end)
+    assert.matches("^iceservers.hmac_key%(sha1%)$", tostring(signer))
+  end)
+end)
+
+describe("core.b64encode / core.b64decode", function()
+  local rfc4648 = {
+    { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+    { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+  }
+  for _, v in ipairs(rfc4648) do
+    it("follows RFC 4648 section 10 for '" .. v[1] .. "'", function()
+      assert.are.equal(v[2], core.b64encode(v[1]))
+      assert.are.equal(v[1], core.b64decode(v[2]))
+    end)
+  end
+
+  it("uses the standard alphabet (+ and /)", function()
+    assert.are.equal("+/+/", core.b64encode("\251\255\191"))
+    assert.are.equal("\251\255\191", core.b64decode("+/+/"))
+  end)
+
+  it("round-trips random data of every length, across buffer chunks", function()
+    for n = 0, 300 do
+      local s = n > 0 and core.random_bytes(n % 1024 + 1):sub(1, n) or ""
+      assert.are.equal(s, core.b64decode(core.b64encode(s)))
+    end
+    local big = string.rep(core.random_bytes(1000), 70) -- 70 kB, many chunks
+    assert.are.equal(big, core.b64decode(core.b64encode(big)))
+    assert.are.equal(math.floor((#big + 2) / 3) * 4, #core.b64encode(big))
+  end)
+
+  local bad = {
+    { "Zg=", "length is not a multiple of 4" },
+    { "Zm9vY", "length is not a multiple of 4" },
+    { "Zm9v\n", "length is not a multiple of 4" },
+    { "Zm9-", "invalid character at byte 4" },
+    { "Zm_v", "invalid character at byte 3" },
+    { "Zm9 ", "invalid character at byte 4" },
+    { "Zm9\0", "invalid character at byte 4" },
+    { "Zg=a", "padding before the end" },
+    { "Z===", "padding before the end" },
+    { "====", "padding before the end" },
+    { "Zg==Zg==", "padding before the end" },
+    { "Zh==", "non-zero padding bits" },
+    { "Zm9=", "non-zero padding bits" },
+  }
+  for _, v in ipairs(bad) do
+    it(("rejects %q with nil, err"):format(v[1]), function()
+      local s, err = core.b64decode(v[1])
+      assert.is_nil(s)
+      assert.matches(v[2], err, 1, true)
+    end)
+  end
+
+  it("raises on a non-string argument", function()
+    assert.has_error(function() core.b64encode(nil) end)
+    assert.has_error(function() core.b64decode({}) end)
+  end)
+end)
+
+describe("core.hex", function()
+  it("gives lowercase hex", function()
+    assert.are.equal("", core.hex(""))
+    assert.are.equal("00ff10abcdef", core.hex("\0\255\16\171\205\239"))
+    local big = core.random_bytes(1024):rep(8)
+    assert.are.equal(#big * 2, #core.hex(big))
+    assert.is_nil(core.hex(big):find("[^0-9a-f]"))
+  end)
+  it("raises on a non-string argument", function()
+    assert.has_error(function() core.hex() end)
+  end)
+end)
+
+describe("core.ct_equal", function()
+  it("compares strings by content", function()
+    assert.is_true(core.ct_equal("", ""))
+    assert.is_true(core.ct_equal("secret", "secret"))
+    assert.is_false(core.ct_equal("secret", "secreT"))
+    assert.is_false(core.ct_equal("secret", "Secret"))
+    assert.is_true(core.ct_equal("a\0b", "a\0b"))
+    assert.is_false(core.ct_equal("a\0b", "a\0c"))
+  end)
+  it("returns false for different lengths, prefixes included", function()
+    assert.is_false(core.ct_equal("secret", "secret2"))
+    assert.is_false(core.ct_equal("secret2", "secret"))
+    assert.is_false(core.ct_equal("", "x"))
+  end)
+  it("raises on a non-string argument", function()
+    assert.has_error(function() core.ct_equal("a", nil) end)
+    assert.has_error(function() core.ct_equal(1, "1") end)
+  end)
+end)
+
+describe("core.random_bytes", function()
+  it("returns n bytes, different each time", function()
+    for _, n in ipairs { 1, 16, 1024 } do
+      assert.are.equal(n, #core.random_bytes(n))
+    end
+    assert.are_not.equal(core.random_bytes(32), core.random_bytes(32))
+  end)
+  it("raises outside 1..1024 or for a non-integer", function()
+    for _, n in ipairs { 0, -1, 1025, 1.5, 0 / 0, math.huge } do
+      assert.has_error(function() core.random_bytes(n) end)
+    end
+    assert.has_error(function() core.random_bytes("x") end)
+    assert.has_error(function() core.random_bytes() end)
+  end)
+end)
+
+describe("core.version", function()
+  local function rockspec_release()
+    local f = assert(io.open("rockspec/iceservers-scm-1.rockspec"))
+    local text = f:read("*a")
+    f:close()
+    return text:match('local release = "([^"]+)"')
+  end
+
+  it("names the module, OpenSSL and libcurl versions", function()
+    assert.matches("^%d+%.%d+%.%d+", core.version.module)
+    assert.matches("^OpenSSL %d", core.version.openssl)
+    assert.matches("^%d+%.%d+", core.version.curl)
+    assert.are.equal(core.version.module, core._VERSION)
+  end)
+
+  it("is the one release number of the rockspec and the CHANGELOG", function()
+    assert.are.equal(rockspec_release(), core.version.module)
+    local f = assert(io.open("CHANGELOG.md"))
+    local changelog = f:read("*a")
+    f:close()
+    assert.truthy(changelog:find("## " .. core.version.module, 1, true))
+  end)
+end)

@@ -1,0 +1,39 @@
+-- The rockspec installs offline with `luarocks make`, for each Lua ABI, and the
+-- installed tree (not this checkout) provides the modules.
+local sh = require "support.sh"
+
+local function install(lua_version, interpreter)
+  local work = sh.tmpdir()
+  local tree = work .. "/tree"
+  -- A copy of the tracked sources, so the build litters nothing here.
+  assert(sh.run("tar --exclude=./build --exclude=./.git -cf - . | tar -C "
+    .. sh.quote(work) .. " -xf - && mkdir -p " .. sh.quote(work .. "/src")))
+  local ok, out = sh.run("cd " .. sh.quote(work) .. " && luarocks --lua-version "
+    .. lua_version .. " make --deps-mode=none --tree " .. sh.quote(tree)
+    .. " rockspec/iceservers-scm-1.rockspec")
+  assert(ok, out)
+  local probe = ("package.path=%q; package.cpath=%q; local c = require 'iceservers.core'; "
+    .. "print(c.version.module, package.searchpath('iceservers.core', package.cpath))"):format(
+      tree .. "/share/lua/" .. lua_version .. "/?.lua;" .. tree .. "/share/lua/" .. lua_version
+        .. "/?/init.lua",
+      tree .. "/lib/lua/" .. lua_version .. "/?.so")
+  local ran, got = sh.run("cd / && " .. interpreter .. " -e " .. sh.quote(probe))
+  sh.rmrf(work)
+  return ran, got, tree
+end
+
+describe("rockspec/iceservers-scm-1.rockspec", function()
+  it("installs offline for Lua 5.4 and the tree requires iceservers.core", function()
+    local ok, out, tree = install("5.4", "lua5.4")
+    assert(ok, out)
+    assert.matches("^%d+%.%d+%.%d+", out)
+    assert.truthy(out:find(tree .. "/lib/lua/5.4/iceservers/core.so", 1, true), out)
+  end)
+
+  it("installs offline for Lua 5.1 and the tree loads in LuaJIT", function()
+    local ok, out, tree = install("5.1", "luajit")
+    assert(ok, out)
+    assert.matches("^%d+%.%d+%.%d+", out)
+    assert.truthy(out:find(tree .. "/lib/lua/5.1/iceservers/core.so", 1, true), out)
+  end)
+end)
