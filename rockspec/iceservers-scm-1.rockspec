@@ -31,7 +31,8 @@ build = {
    modules = {
       ["iceservers.core"] = {
          sources = {
-            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_http.c",
+            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_fs.c",
+            "src/ice_http.c",
          },
          defines = { "ICESERVERS_VERSION=" .. release },
          incdirs = { "$(OPENSSL_INCDIR)" },

@@ -353,9 +353,24 @@ static int has_crlf(const char *s)
     return strpbrk(s, "\r\n") != NULL;
 }
 
+/* Whether the table at idx (string keys only) has name as a key, in any case. */
+static int has_name(lua_State *L, int idx, const char *name)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (strcasecmp(lua_tostring(L, -1), name) == 0) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Appends "name: value" for each header; a default is skipped when the request
- * names the same header.  Returns NULL on success, or the reason.
+ * names the same header (names are case-insensitive).  Returns NULL on
+ * success, or the reason.
  */
 static const char *add_headers(lua_State *L, client *c, int idx, int override_idx)
 {
@@ -365,13 +380,9 @@ static const char *add_headers(lua_State *L, client *c, int idx, int override_id
     while (lua_next(L, idx)) {
         const char *name = lua_tostring(L, -2), *value = lua_tostring(L, -1);
         struct curl_slist *n;
-        if (override_idx) {
-            lua_getfield(L, override_idx, name);
-            if (!lua_isnil(L, -1)) {
-                lua_pop(L, 2);
-                continue;
-            }
+        if (override_idx && has_name(L, override_idx, name)) {
             lua_pop(L, 1);
+            continue;
         }
         if (*name == '\0' || strpbrk(name, ": \t\r\n") || has_crlf(value)) {
             lua_pop(L, 2);
@@ -380,7 +391,7 @@ static const char *add_headers(lua_State *L, client *c, int idx, int override_id
         /* "Name;" is libcurl's way to send a header with an empty value. */
         lua_pushfstring(L, *value ? "%s: %s" : "%s;", name, value);
         n = curl_slist_append(c->headers, lua_tostring(L, -1));
-        lua_pop(L, 3);
+        lua_pop(L, 2); /* the line and the value; the key stays for lua_next */
         if (n == NULL)
             return "out of memory";
         c->headers = n;
@@ -408,7 +419,7 @@ static const char *add_resolve(lua_State *L, client *c, int idx)
         f = n ? curl_slist_append(c->forget, lua_tostring(L, -1)) : NULL;
         if (f)
             c->forget = f;
-        lua_pop(L, 4);
+        lua_pop(L, 3); /* both lines and the value; the key stays for lua_next */
         if (n == NULL || f == NULL)
             return "out of memory";
     }
