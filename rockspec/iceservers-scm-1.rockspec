@@ -39,6 +39,21 @@ build = {
          libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
          libraries = { "crypto", "curl" },
       },
+      -- Every file under lua/ (a spec checks that none is missing here).
+      ["iceservers"] = "lua/iceservers/init.lua",
+      ["iceservers.broker"] = "lua/iceservers/broker.lua",
+      ["iceservers.context"] = "lua/iceservers/context.lua",
+      ["iceservers.encode"] = "lua/iceservers/encode.lua",
+      ["iceservers.loader"] = "lua/iceservers/loader.lua",
+      ["iceservers.normalize"] = "lua/iceservers/normalize.lua",
+      ["iceservers.options"] = "lua/iceservers/options.lua",
+      ["iceservers.secrets"] = "lua/iceservers/secrets.lua",
+      ["iceservers.providers.coturn"] = "lua/iceservers/providers/coturn.lua",
+      ["iceservers.providers.static"] = "lua/iceservers/providers/static.lua",
+      ["iceservers.providers.stun"] = "lua/iceservers/providers/stun.lua",
+   },
+   install = {
+      bin = { iceservers = "bin/iceservers" },
    },
 }
 test_dependencies = {

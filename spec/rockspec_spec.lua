@@ -13,16 +13,34 @@ local function install(lua_version, interpreter)
     .. " rockspec/iceservers-scm-1.rockspec")
   assert(ok, out)
   local probe = ("package.path=%q; package.cpath=%q; local c = require 'iceservers.core'; "
+    .. "assert(require('iceservers').new{}:get()); "
     .. "print(c.version.module, package.searchpath('iceservers.core', package.cpath))"):format(
       tree .. "/share/lua/" .. lua_version .. "/?.lua;" .. tree .. "/share/lua/" .. lua_version
         .. "/?/init.lua",
       tree .. "/lib/lua/" .. lua_version .. "/?.so")
   local ran, got = sh.run("cd / && " .. interpreter .. " -e " .. sh.quote(probe))
+  local cli_ok, cli_out = sh.run("cd / && env -i PATH=/usr/bin:/bin "
+    .. sh.quote(tree .. "/bin/iceservers"))
   sh.rmrf(work)
+  if ran and not cli_ok then return false, "installed CLI: " .. cli_out, tree end
   return ran, got, tree
 end
 
 describe("rockspec/iceservers-scm-1.rockspec", function()
+  it("lists every Lua module under lua/", function()
+    local f = assert(io.open("rockspec/iceservers-scm-1.rockspec"))
+    local text = f:read("*a")
+    f:close()
+    local ok, files = sh.run("cd lua && find . -name '*.lua' | sort")
+    assert(ok, files)
+    local count = 0
+    for path in files:gmatch("%./([^\n]+)") do
+      count = count + 1
+      assert.truthy(text:find('"lua/' .. path .. '"', 1, true), path .. " is not in the rockspec")
+    end
+    assert.truthy(count >= 10)
+  end)
+
   it("installs offline for Lua 5.4 and the tree requires iceservers.core", function()
     local ok, out, tree = install("5.4", "lua5.4")
     assert(ok, out)

@@ -1,0 +1,64 @@
+-- The shared secret(s) of the TURN REST scheme: one inline secret, or a file
+-- with one per line (the first signs; the rest are for the TURN server's
+-- rotation).  The file is read again when its modification time changes,
+-- looked at no more than once a second, so rotating needs no restart.
+local M = {}
+M.__index = M
+
+local function read_secrets(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "cannot read the secrets file: " .. tostring(err)
+  end
+  local text = f:read("*a") or ""
+  f:close()
+  local list = {}
+  for line in text:gmatch("[^\n]+") do
+    line = line:match("^%s*(.-)%s*$")
+    if line ~= "" then list[#list + 1] = line end
+  end
+  if #list == 0 then
+    return nil, ("the secrets file %s holds no secret"):format(path)
+  end
+  return list
+end
+
+-- stat is core.stat; now is the broker's clock.  Raises on a config mistake.
+function M.new(opts, stat, now)
+  if opts.secret and opts.secret_file then
+    error("iceservers: set a secret or a secrets file (TURN_SECRET or TURN_SECRET_FILE), "
+      .. "not both", 0)
+  end
+  if opts.secret then
+    if opts.secret == "" then error("iceservers: the TURN secret is empty", 0) end
+    return setmetatable({ list = { opts.secret } }, M)
+  end
+  if not opts.secret_file then
+    error("iceservers: a TURN secret is needed (TURN_SECRET or TURN_SECRET_FILE)", 0)
+  end
+  local self = setmetatable({ path = opts.secret_file, stat = stat, now = now }, M)
+  local info, err = stat(self.path)
+  if not info then error("iceservers: TURN_SECRET_FILE " .. err, 0) end
+  local list, rerr = read_secrets(self.path)
+  if not list then error("iceservers: " .. rerr, 0) end
+  self.list, self.mtime, self.size, self.checked = list, info.mtime, info.size, now()
+  return self
+end
+
+-- The current list, first = signing secret; or nil, err when the file broke.
+function M:current()
+  if not self.path then return self.list end
+  local t = self.now()
+  if t - self.checked < 1 and t >= self.checked then return self.list end
+  self.checked = t
+  local info, err = self.stat(self.path)
+  if not info then return nil, "TURN_SECRET_FILE " .. err end
+  if info.mtime ~= self.mtime or info.size ~= self.size then
+    local list, rerr = read_secrets(self.path)
+    if not list then return nil, rerr end
+    self.list, self.mtime, self.size = list, info.mtime, info.size
+  end
+  return self.list
+end
+
+return M

@@ -1,0 +1,38 @@
+-- Small helpers shared by the Lua-layer specs: temp files, a provider
+-- directory, a settable clock and a log recorder.
+local sh = require "support.sh"
+
+local M = {}
+
+function M.write(path, text, mode)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  if mode then assert(sh.run(("chmod %s %s"):format(mode, sh.quote(path)))) end
+  return path
+end
+
+-- A temp directory that `cleanup()` removes; files are written into it.
+function M.tmp()
+  local dir = sh.tmpdir()
+  return {
+    dir = dir,
+    file = function(name, text, mode) return M.write(dir .. "/" .. name, text, mode or "600") end,
+    cleanup = function() sh.rmrf(dir) end,
+  }
+end
+
+-- A clock the spec moves by hand.
+function M.clock(start)
+  local c = { t = start or 1800000000 }
+  c.now = function() return c.t end
+  return c
+end
+
+-- Records log lines as "level: msg".
+function M.recorder()
+  local lines = {}
+  return lines, function(level, msg) lines[#lines + 1] = level .. ": " .. msg end
+end
+
+return M
