@@ -40,7 +40,7 @@ BUILD   ?= build/$(LUA_VERSION)
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE     = $(BUILD)/iceservers/core.so
 
-.PHONY: bench-hmac all deps test test-unit lint valgrind asan install clean demo compat-check
+.PHONY: bench-hmac all deps test test-unit lint valgrind asan install clean run compat-check
 
 all: $(CORE)
 
@@ -85,13 +85,16 @@ compat-check:
 	  done; \
 	done
 
-demo: all
-	@$(LUA) -e 'package.cpath = "$(BUILD)/?.so;" .. package.cpath' scripts/demo.lua
+# The main job: the ICE servers that the environment configures (STUN only by
+# default), from the command-line tool of this checkout.
+run: all
+	@$(LUA) bin/iceservers --pretty $(ARGS)
 
 install: $(CORE)
 	install -d $(DESTDIR)$(LIBDIR)/iceservers $(DESTDIR)$(LUADIR)/iceservers
 	install -m 0755 $(CORE) $(DESTDIR)$(LIBDIR)/iceservers/core.so
 	cd lua && find iceservers -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUADIR)/{} \;
+	install -D -m 0755 bin/iceservers $(DESTDIR)$(BINDIR)/iceservers
 
 clean:
 	rm -rf build

@@ -17,8 +17,10 @@ A small C core (HMAC, base64, libcurl) under a pure-Lua provider layer.
 ]],
    license = "MIT",
 }
+-- With Debian's lua-cjson (not a rock), install with --deps-mode=none.
 dependencies = {
    "lua >= 5.1",
+   "lua-cjson",
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/hmac.h", library = "crypto" },

@@ -12,18 +12,21 @@ local function install(lua_version, interpreter)
     .. lua_version .. " make --deps-mode=none --tree " .. sh.quote(tree)
     .. " rockspec/iceservers-scm-1.rockspec")
   assert(ok, out)
-  local probe = ("package.path=%q; package.cpath=%q; local c = require 'iceservers.core'; "
+  -- The tree first, then the system's paths (lua-cjson comes from Debian).
+  local probe = ("package.path=%q..package.path; package.cpath=%q..package.cpath; local c = require 'iceservers.core'; "
     .. "assert(require('iceservers').new{}:get()); "
     .. "print(c.version.module, package.searchpath('iceservers.core', package.cpath))"):format(
       tree .. "/share/lua/" .. lua_version .. "/?.lua;" .. tree .. "/share/lua/" .. lua_version
-        .. "/?/init.lua",
-      tree .. "/lib/lua/" .. lua_version .. "/?.so")
+        .. "/?/init.lua;",
+      tree .. "/lib/lua/" .. lua_version .. "/?.so;")
   local ran, got = sh.run("cd / && " .. interpreter .. " -e " .. sh.quote(probe))
-  local cli_ok, cli_out = sh.run("cd / && env -i PATH=/usr/bin:/bin "
-    .. sh.quote(tree .. "/bin/iceservers"))
+  -- The installed wrapper, with the tree's paths as `luarocks path` gives them.
+  local cli_ok, cli_out = sh.run("cd / && env -i PATH=/usr/bin:/bin sh -c "
+    .. sh.quote("eval \"$(luarocks --lua-version " .. lua_version .. " path --tree "
+      .. sh.quote(tree) .. ")\" && " .. sh.quote(tree .. "/bin/iceservers")))
   sh.rmrf(work)
   if ran and not cli_ok then return false, "installed CLI: " .. cli_out, tree end
-  return ran, got, tree
+  return ran, got .. cli_out, tree
 end
 
 describe("rockspec/iceservers-scm-1.rockspec", function()
@@ -46,6 +49,7 @@ describe("rockspec/iceservers-scm-1.rockspec", function()
     assert(ok, out)
     assert.matches("^%d+%.%d+%.%d+", out)
     assert.truthy(out:find(tree .. "/lib/lua/5.4/iceservers/core.so", 1, true), out)
+    assert.truthy(out:find('{"iceServers":[{"urls":["stun:', 1, true), out)
   end)
 
   it("installs offline for Lua 5.1 and the tree loads in LuaJIT", function()
@@ -53,5 +57,6 @@ describe("rockspec/iceservers-scm-1.rockspec", function()
     assert(ok, out)
     assert.matches("^%d+%.%d+%.%d+", out)
     assert.truthy(out:find(tree .. "/lib/lua/5.1/iceservers/core.so", 1, true), out)
+    assert.truthy(out:find('{"iceServers":[{"urls":["stun:', 1, true), out)
   end)
 end)
