@@ -13,8 +13,8 @@ local function install(lua_version, interpreter)
     .. " rockspec/iceservers-scm-1.rockspec")
   assert(ok, out)
   -- The tree first, then the system's paths (lua-cjson comes from Debian).
-  local probe = ("package.path=%q..package.path; package.cpath=%q..package.cpath; local c = require 'iceservers.core'; "
-    .. "assert(require('iceservers').new{}:get()); "
+  local probe = ("package.path=%q..package.path; package.cpath=%q..package.cpath; "
+    .. "local c = require 'iceservers.core'; assert(require('iceservers').new{}:get()); "
     .. "print(c.version.module, package.searchpath('iceservers.core', package.cpath))"):format(
       tree .. "/share/lua/" .. lua_version .. "/?.lua;" .. tree .. "/share/lua/" .. lua_version
         .. "/?/init.lua;",
