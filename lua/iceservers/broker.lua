@@ -156,9 +156,14 @@ function Broker:get(user)
       why = ttl or "no answer"
     else
       local list = normalize.answer(servers)
-      if link.kind == "stun" or normalize.has_turn(list) then
+      -- answer() keeps credentials on TURN entries only, and only complete ones.
+      local turn = false
+      for i = 1, #list do
+        if list[i].username then turn = true; break end
+      end
+      if link.kind == "stun" or turn then
         local meta = { provider = link.name }
-        if normalize.has_turn(list) then
+        if turn then
           local now = ctx.now()
           expires, ttl = tonumber(expires), tonumber(ttl)
           if expires then

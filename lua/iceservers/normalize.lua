@@ -181,7 +181,25 @@ end
 -- Parses one STUN/TURN URL (RFC 7064, RFC 7065). Returns
 -- {scheme=, host=, port=, transport=, url=, turn=} or nil, err; host is
 -- without brackets for IPv6 literals, url is the canonical spelling.
+local parse_url
+
+-- Providers repeat the same few URLs in every answer, so parses are memoized
+-- (results are shared: callers must not modify them).  The memo is emptied
+-- when it fills, so an answer full of random URLs cannot grow it without bound.
+local memo, memo_size, MEMO_MAX = {}, 0, 512
+
 function M.parse_url(s)
+  local hit = memo[s]
+  if hit then return hit end
+  local url, err = parse_url(s)
+  if url then
+    if memo_size >= MEMO_MAX then memo, memo_size = {}, 0 end
+    memo[s], memo_size = url, memo_size + 1
+  end
+  return url, err
+end
+
+parse_url = function(s)
   if type(s) ~= "string" then return nil, "not a string (" .. type(s) .. ")" end
   if s == "" then return nil, "empty URL" end
   if #s > MAX_URL then return nil, format("URL too long (%d bytes)", #s) end
