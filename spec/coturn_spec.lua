@@ -1,0 +1,195 @@
+-- TURN REST credentials against a real coturn: what the broker and the CLI
+-- hand out must get an allocation (and relayed traffic) from turnserver, and
+-- what they must not hand out must be refused by it.  Few successful
+-- allocations (each takes 1-6 s of uclient's own jitter); refusals are instant.
+local coturn = require "support.coturn"
+local sh = require "support.sh"
+local core = require "iceservers.core"
+local cjson = require "cjson"
+local iceservers = require "iceservers"
+
+local INTERP = jit and "luajit" or "lua5.4"
+local TTL = 3600
+local UCLIENT_TIMEOUT = 15 -- seconds per allocation attempt; successes take 1-6 s
+
+-- Fresh random names per run: nothing here depends on fixed secrets or users.
+local function token(n) return core.hex(core.random_bytes(n)) end
+local S1, S2, S3 = token(16), token(16), token(16) -- old, new, not yet on the server
+local RUN = token(4)
+local function user(name) return name .. "-" .. RUN end
+
+local function sign(secret, username)
+  return core.hmac_key("sha1", secret):b64digest(username)
+end
+
+local function expiry_of(username)
+  return tonumber(username:match("^(%d+):"))
+end
+
+-- The entry of a server list that carries the TURN credential.
+local function turn_entry(servers)
+  for _, s in ipairs(servers) do
+    if s.username then return s end
+  end
+  error("no TURN entry in " .. cjson.encode(servers))
+end
+
+-- host, port of the entry's URL for that transport (taken from the answer,
+-- so the URLs handed out are the ones that get tested).
+local function endpoint(entry, transport)
+  local urls = type(entry.urls) == "table" and entry.urls or { entry.urls }
+  for _, url in ipairs(urls) do
+    local host, port, t = url:match("^turn:([%d%.]+):(%d+)%?transport=(%a+)$")
+    if t == transport then return host, tonumber(port) end
+  end
+  error("no turn: URL with transport=" .. transport .. " in " .. cjson.encode(urls))
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+describe("credentials against a real coturn", function()
+  local turn, tmp, urls
+
+  local function broker(opts)
+    local config = {
+      providers = { "coturn" },
+      stun_urls = {},
+      coturn = { secret = opts.secret, secret_file = opts.secret_file, urls = urls, ttl = TTL },
+      now = opts.now,
+    }
+    return iceservers.new(config)
+  end
+
+  -- Broker credentials for `name`; checks the answer's shape on the way.
+  local function credentials(b, name)
+    local servers, meta = b:get(name)
+    assert(servers, meta)
+    assert.are.equal("coturn", meta.provider)
+    local entry = turn_entry(servers)
+    assert.are.equal(name, entry.username:match("^%d+:(.*)$"))
+    assert.are.equal(expiry_of(entry.username), meta.expires)
+    assert.are.equal(TTL, meta.ttl)
+    return entry
+  end
+
+  local function allocate(entry, transport)
+    local host, port = endpoint(entry, transport)
+    return coturn.allocate{ host = host, port = port, tcp = transport == "tcp",
+      user = entry.username, password = entry.credential, timeout = UCLIENT_TIMEOUT }
+  end
+
+  -- An allocation that must succeed: traffic went both ways, and coturn's own
+  -- log shows the ALLOCATE of exactly this username succeeding.
+  local function assert_accepted(entry, transport)
+    local ok, out, info = allocate(entry, transport)
+    assert(ok, ("allocation over %s failed (exit %s):\n%s\n--- coturn log ---\n%s")
+      :format(transport, tostring(info.code), out, turn:log():sub(-3000)))
+    assert.is_true(info.received >= 1)
+    assert(turn:accepted(entry.username), "coturn's log shows no ALLOCATE success for "
+      .. entry.username)
+    assert.is_false(turn:rejected(entry.username))
+  end
+
+  -- An allocation that must fail, and fail because coturn refused the
+  -- credential (not because nothing answered).
+  local function assert_refused(entry, transport)
+    local ok, out = allocate(entry, transport)
+    assert(not ok, "coturn accepted " .. entry.username .. ":\n" .. out)
+    assert.matches("Cannot complete Allocation", out, 1, true)
+    assert(turn:rejected(entry.username), "coturn's log shows no refusal of "
+      .. entry.username .. ":\n" .. turn:log():sub(-2000))
+    assert.is_false(turn:accepted(entry.username))
+  end
+
+  setup(function()
+    -- coturn mid-rotation: it holds the old secret S1 and the new one S2.
+    turn = coturn.start{ secrets = { S1, S2 }, realm = "iceservers.test" }
+    tmp = sh.tmpdir()
+    urls = {
+      ("turn:127.0.0.1:%d?transport=udp"):format(turn.port),
+      ("turn:127.0.0.1:%d?transport=tcp"):format(turn.port),
+    }
+  end)
+
+  teardown(function()
+    if turn then turn:stop() end
+    if tmp then sh.rmrf(tmp) end
+  end)
+
+  it("accepts the broker's credentials over UDP", function()
+    local entry = credentials(broker{ secret = S1 }, user("alice"))
+    assert.are.equal(sign(S1, entry.username), entry.credential)
+    assert_accepted(entry, "udp")
+  end)
+
+  it("accepts the broker's credentials over TCP", function()
+    local entry = credentials(broker{ secret = S1 }, user("bob"))
+    assert_accepted(entry, "tcp")
+  end)
+
+  it("accepts the credentials bin/iceservers prints", function()
+    local outfile = tmp .. "/cli.out"
+    local env = {
+      "env -i PATH=/usr/bin:/bin",
+      "TURN_PROVIDER=coturn",
+      "TURN_SECRET=" .. sh.quote(S1),
+      "TURN_URLS=" .. sh.quote(table.concat(urls, ",")),
+      "TURN_TTL=" .. TTL,
+      "STUN_URLS=",
+    }
+    local build = os.getenv("ICESERVERS_BUILD")
+    if build then env[#env + 1] = "ICESERVERS_BUILD=" .. sh.quote(build) end
+    local name = user("carol")
+    local ok, err = sh.run(("%s %s bin/iceservers --user %s --format webrtc >%s")
+      :format(table.concat(env, " "), INTERP, sh.quote(name), sh.quote(outfile)))
+    local f = assert(io.open(outfile, "rb"))
+    local out = f:read("*a")
+    f:close()
+    assert(ok, "bin/iceservers failed:\n" .. err .. out)
+    local doc = cjson.decode(out)
+    assert.are.equal(1, #doc.iceServers) -- STUN_URLS= : no STUN entry
+    local entry = turn_entry(doc.iceServers)
+    assert.are.equal(name, entry.username:match("^%d+:(.*)$"))
+    assert.are.equal(TTL, doc.ttl)
+    assert.are.equal(expiry_of(entry.username), doc.expires)
+    assert_accepted(entry, "udp")
+  end)
+
+  it("refuses credentials signed with a secret it does not hold", function()
+    local entry = credentials(broker{ secret = S3 }, user("mallory"))
+    assert.are.equal(sign(S3, entry.username), entry.credential)
+    assert_refused(entry, "udp")
+  end)
+
+  it("refuses an expired credential (the broker on a clock two hours back)", function()
+    local entry = credentials(broker{ secret = S1, now = function() return os.time() - 7200 end },
+      user("dave"))
+    -- Signed with a secret coturn holds: only the expiry can make it fail.
+    assert.are.equal(sign(S1, entry.username), entry.credential)
+    assert.is_true(expiry_of(entry.username) < os.time() - 60)
+    assert_refused(entry, "udp")
+  end)
+
+  it("refuses once the broker signs with a secret coturn does not hold yet", function()
+    -- Rotated too early: the new S3 first (it signs), the S2 coturn knows after it.
+    local file = tmp .. "/secrets-early"
+    write_file(file, S3 .. "\n" .. S2 .. "\n")
+    local entry = credentials(broker{ secret_file = file }, user("erin"))
+    assert.are.equal(sign(S3, entry.username), entry.credential)
+    assert_refused(entry, "udp")
+  end)
+
+  it("accepts the new secret while coturn holds the old and the new one", function()
+    -- Rotated in order: coturn got S2 beside S1 first, then the broker's file
+    -- put S2 first (it signs) and kept S1 after it.
+    local file = tmp .. "/secrets-rotated"
+    write_file(file, S2 .. "\n" .. S1 .. "\n")
+    local entry = credentials(broker{ secret_file = file }, user("frank"))
+    assert.are.equal(sign(S2, entry.username), entry.credential)
+    assert_accepted(entry, "udp")
+  end)
+end)

@@ -1,0 +1,396 @@
+--[==[
+A real coturn (`turnserver`) on a loopback port, for specs that prove TURN REST
+API credentials (username `expiry[:user]`, password base64(HMAC-SHA1(secret,
+username))) against the server that checks them.
+
+  local coturn = require "support.coturn"
+  local t = coturn.start{
+    secrets = { "s1", "s2" },   -- one static-auth-secret line each (required)
+    realm = "iceservers.test",  -- default "iceservers.test"
+    verbose = true,             -- default true: session lines in the log
+  }
+  t.port, t.dir, t.pid, t.min_port, t.max_port
+  t:log()                 -- the server log (turn.log) so far
+  t:accepted(username)    -- true once the log records an ALLOCATE success for it
+                          -- (needs verbose, the default)
+  t:rejected(username)    -- true once the log records an auth refusal of that user
+  t:stop()                -- in teardown; bounded; removes t.dir; safe twice
+
+  local ok, output, info = coturn.allocate{
+    port = t.port, user = USERNAME, password = PASSWORD,
+    tcp = false,      -- true: TCP to the server (-t); the relay is UDP either way
+    host = "127.0.0.1",
+    timeout = 30,     -- seconds; the client is killed after that
+  }
+  -- ok: the client allocated relays, bound channels and moved traffic through
+  -- them; info = { code = exit status, sent = N, received = N, seconds = S }
+
+Credentials are not made here: they come from the library under test.
+
+The server runs in the foreground of a background shell job with a generated
+config in its own temp dir (its own sqlite userdb, pid file and log, no TLS, no
+CLI), listening on 127.0.0.1 only, relaying on 127.0.0.1 from a random
+1000-port window of 40000-60000.  `start` returns once the UDP and TCP
+listeners are bound (deadline 10 s; the error carries the log tail).  Every
+command runs without LD_PRELOAD and *SAN_OPTIONS, so a sanitizer run of the
+specs does not leak into coturn.  Servers still running when the interpreter
+closes are stopped then.  ICESERVERS_KEEP_COTURN=1 keeps the temp dirs.
+
+Only plain Lua plus io.popen/os.execute, for Lua 5.4 and LuaJIT alike.
+]==]
+local sh = require "support.sh"
+
+local M = {}
+
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS"
+local START_DEADLINE = 10 -- seconds until a started coturn must listen
+local STOP_DEADLINE = 5
+local ALLOCATE_TIMEOUT = 30
+
+-- State that must outlive busted's per-file insulation (which drops modules
+-- from package.loaded): the servers still running when the interpreter closes.
+local REG_KEY = "iceservers.spec.support.coturn"
+local registry = debug.getregistry()
+local state = registry[REG_KEY]
+
+local quote = sh.quote
+
+local function run(cmd)
+  return sh.run(CLEAN_ENV .. " sh -c " .. quote(cmd) .. " </dev/null")
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+local function tail(text, lines)
+  local all = {}
+  for line in (text or ""):gmatch("[^\n]*") do all[#all + 1] = line end
+  return table.concat(all, "\n", math.max(1, #all - lines + 1))
+end
+
+function M.sleep(seconds)
+  os.execute(("sleep %.3f"):format(seconds))
+end
+
+-- Monotonic seconds (CLOCK_BOOTTIME, 10 ms steps); `date` if /proc is absent.
+function M.now()
+  local f = io.open("/proc/uptime")
+  if f then
+    local s = f:read("*n")
+    f:close()
+    if s then return s end
+  end
+  local _, out = sh.run("date +%s.%N")
+  return assert(tonumber(out:match("[%d%.]+")), "no clock")
+end
+
+---------------------------------------------------------------------------
+-- ports
+
+-- The sockets in /proc/net/<proto>: port -> { inode = true } for all of them,
+-- and for those bound for serving (UDP: any; TCP: LISTEN).
+local function sockets(proto)
+  local used, serving = {}, {}
+  for _, name in ipairs{ "/proc/net/" .. proto, "/proc/net/" .. proto .. "6" } do
+    local f = io.open(name)
+    if f then
+      for line in f:lines() do
+        local port, st, inode = line:match("^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+(%x+)"
+          .. "%s+%x+:%x+%s+%x+:%x+%s+%x+%s+%d+%s+%d+%s+(%d+)")
+        if port then
+          port = tonumber(port, 16)
+          used[port] = used[port] or {}
+          used[port][inode] = true
+          if proto == "udp" or st == "0A" then
+            serving[port] = serving[port] or {}
+            serving[port][inode] = true
+          end
+        end
+      end
+      f:close()
+    end
+  end
+  return used, serving
+end
+
+-- The socket inodes process `pid` holds.
+local function socket_inodes(pid)
+  local _, out = sh.run("ls -l /proc/" .. tonumber(pid) .. "/fd 2>/dev/null")
+  local set = {}
+  for inode in out:gmatch("socket:%[(%d+)%]") do set[inode] = true end
+  return set
+end
+
+local function owned(inodes, mine)
+  for inode in pairs(inodes or {}) do
+    if not mine or mine[inode] then return true end
+  end
+  return false
+end
+
+-- Is `port` bound for UDP and listening for TCP (by process `pid`, if given)?
+function M.is_listening(port, pid)
+  local _, udp = sockets("udp")
+  local _, tcp = sockets("tcp")
+  local mine = pid and socket_inodes(pid)
+  return owned(udp[port], mine) and owned(tcp[port], mine)
+end
+
+local function random_int(from, to)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local b = f:read(3)
+  f:close()
+  return from + (b:byte(1) * 65536 + b:byte(2) * 256 + b:byte(3)) % (to - from + 1)
+end
+
+local handed_out = {} -- never the same port twice in one process
+
+-- A port below the relay windows that no UDP or TCP socket uses now.
+function M.free_port()
+  for _ = 1, 200 do
+    local port = random_int(20000, 39999)
+    local udp = sockets("udp")
+    local tcp = sockets("tcp")
+    if not handed_out[port] and not udp[port] and not tcp[port] then
+      handed_out[port] = true
+      return port
+    end
+  end
+  error("support.coturn: no free port found")
+end
+
+---------------------------------------------------------------------------
+-- processes
+
+local function proc_state(pid)
+  local s = read_file("/proc/" .. pid .. "/stat")
+  if s then return s:match("^%d+ %b() (%a)") or "?" end
+  return nil
+end
+
+local function alive(pid)
+  local st = proc_state(pid)
+  if st then return st ~= "Z" and st ~= "X" end
+  if read_file("/proc/self/stat") then return false end -- /proc works: the pid is gone
+  return (run("kill -0 " .. pid))
+end
+
+local function wait_gone(pid, deadline)
+  local t_end = M.now() + deadline
+  while alive(pid) do
+    if M.now() > t_end then return false end
+    M.sleep(0.05)
+  end
+  return true
+end
+
+---------------------------------------------------------------------------
+-- the server
+
+local Server = {}
+Server.__index = Server
+
+function Server:__tostring()
+  return ("support.coturn server (port %d, dir %s)"):format(self.port, self.dir)
+end
+
+function Server:log()
+  return read_file(self.dir .. "/turn.log") or ""
+end
+
+-- Did coturn refuse `username` for its credentials?  (coturn 4.6 logs
+-- "check_stun_auth: Cannot find credentials of user <name>" for a wrong MAC
+-- and for an expired timestamp alike.)
+function Server:rejected(username)
+  local needle = "<" .. username .. ">"
+  for line in self:log():gmatch("[^\n]+") do
+    if line:find("check_stun_auth", 1, true) and line:find(needle, 1, true) then
+      return true
+    end
+  end
+  return false
+end
+
+-- Did coturn allocate a relay for `username`?  (verbose: "session ...: realm
+-- <r> user <name>: incoming packet ALLOCATE processed, success")
+function Server:accepted(username)
+  local needle = "user <" .. username .. ">: incoming packet ALLOCATE processed, success"
+  return self:log():find(needle, 1, true) ~= nil
+end
+
+-- TERM (coturn exits within a second), bounded, then KILL.  Removes the
+-- directory unless ICESERVERS_KEEP_COTURN is set.  Safe to call twice.
+function Server:stop()
+  if self.stopped then return end
+  self.stopped = true
+  state.running[self] = nil
+  local pid = self.pid
+  if pid and alive(pid) then
+    run("kill -TERM " .. pid)
+    if not wait_gone(pid, STOP_DEADLINE) then
+      run("kill -KILL " .. pid)
+      wait_gone(pid, 2)
+    end
+  end
+  if not os.getenv("ICESERVERS_KEEP_COTURN") then sh.rmrf(self.dir) end
+end
+
+local function config(srv, opts)
+  local lines = {
+    "# written by spec/support/coturn.lua",
+    -- TURN REST API: long-term credentials derived from the secrets below.
+    -- (No lt-cred-mech: use-auth-secret alone selects the long-term mechanism.)
+    "use-auth-secret",
+  }
+  for _, secret in ipairs(opts.secrets) do
+    lines[#lines + 1] = "static-auth-secret=" .. secret
+  end
+  local more = {
+    "realm=" .. srv.realm,
+    "listening-ip=127.0.0.1",
+    "relay-ip=127.0.0.1",
+    "listening-port=" .. srv.port,
+    "min-port=" .. srv.min_port,
+    "max-port=" .. srv.max_port,
+    "allow-loopback-peers",     -- the relays and peers are all on 127.0.0.1
+    "no-multicast-peers",
+    "no-tls",
+    "no-dtls",
+    "no-cli",
+    "no-rfc5780",
+    "fingerprint",
+    "userdb=" .. srv.dir .. "/turndb", -- never /var/lib/turn/turndb
+    "pidfile=" .. srv.dir .. "/turn.pid",
+    "log-file=" .. srv.dir .. "/turn.log",
+    "simple-log",               -- exactly that file name, no rollover
+    "no-stdout-log",
+  }
+  if opts.verbose ~= false then more[#more + 1] = "verbose" end
+  for _, l in ipairs(more) do lines[#lines + 1] = l end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+function M.start(opts)
+  opts = opts or {}
+  assert(type(opts.secrets) == "table" and #opts.secrets > 0,
+    "support.coturn: start{secrets = {...}} needs at least one secret")
+  for _, secret in ipairs(opts.secrets) do
+    assert(type(secret) == "string" and secret:match("^[^%s#]+$"),
+      "support.coturn: secrets must be non-empty strings without blanks or '#'")
+  end
+  local realm = opts.realm or "iceservers.test"
+  assert(type(realm) == "string" and realm:match("^[%w%.%-]+$"), "support.coturn: bad realm")
+  local dir = sh.tmpdir()
+  local srv = setmetatable({ dir = dir, realm = realm }, Server)
+  local last_log
+  for attempt = 1, 4 do
+    srv.port = M.free_port()
+    srv.min_port = random_int(40, 59) * 1000
+    srv.max_port = srv.min_port + 999
+    write_file(dir .. "/turnserver.conf", config(srv, opts))
+    write_file(dir .. "/turn.log", "")
+    local ok, out = run(("exec turnserver -c %s/turnserver.conf >%s/stdout.log 2>&1 & echo $!")
+      :format(quote(dir), quote(dir)))
+    srv.pid = ok and tonumber(out:match("(%d+)%s*$"))
+    assert(srv.pid, "support.coturn: could not start turnserver: " .. out)
+
+    local deadline = M.now() + START_DEADLINE
+    local up = false
+    while true do
+      if M.is_listening(srv.port, srv.pid) then
+        up = true
+        break
+      end
+      -- A taken port: coturn logs "Cannot bind ..." and keeps trying; move on.
+      if not alive(srv.pid) or M.now() > deadline
+        or srv:log():find("Cannot bind", 1, true) then
+        break
+      end
+      M.sleep(0.05)
+    end
+    if up and alive(srv.pid) then
+      state.running[srv] = true
+      return srv
+    end
+    last_log = srv:log() .. "\n" .. (read_file(dir .. "/stdout.log") or "")
+    if alive(srv.pid) then
+      run("kill -KILL " .. srv.pid)
+      wait_gone(srv.pid, 2)
+    end
+    -- Retry on another port only when a bind failed (someone took the port).
+    if attempt == 4 or not last_log:find("Cannot bind", 1, true) then break end
+  end
+  srv.stopped = true
+  if not os.getenv("ICESERVERS_KEEP_COTURN") then sh.rmrf(dir) end
+  error(("support.coturn: turnserver did not come up on 127.0.0.1:%d within %d s:\n%s")
+    :format(srv.port, START_DEADLINE, tail(last_log, 30)), 2)
+end
+
+---------------------------------------------------------------------------
+-- the client
+
+-- One client-to-client run of turnutils_uclient: two allocations on the
+-- server (UDP relays), a channel bound between them, one 64-byte message each
+-- way.  The flags:
+--   -y      client-to-client: the peer is the other relay, no turnutils_peer
+--   -c      no RTCP pair (two sessions instead of four)
+--   -n 1    one message per session; -l 64 bytes (the minimum is ~40)
+--   -m 1    one client pair
+--   -t      TCP to the server instead of UDP
+-- uclient waits a random 1-6 s before the first message (its own jitter), so
+-- a success takes 1-6 s; a refused allocation ends at once with status 255
+-- and "ERROR: Cannot complete Allocation".
+function M.allocate(opts)
+  assert(type(opts) == "table" and opts.port and opts.user and opts.password,
+    "support.coturn: allocate{port =, user =, password =}")
+  local host = opts.host or "127.0.0.1"
+  local timeout = opts.timeout or ALLOCATE_TIMEOUT
+  local cmd = ("exec timeout -k 2 %d turnutils_uclient -y -c%s -n 1 -m 1 -l 64 -p %d"
+    .. " -u %s -w %s -e %s %s"):format(timeout, opts.tcp and " -t" or "",
+    tonumber(opts.port), quote(opts.user), quote(opts.password), quote(host), quote(host))
+  local t0 = M.now()
+  local _, out, code = run(cmd)
+  local sent, received = out:match("tot_send_msgs=(%d+), tot_recv_msgs=(%d+)%s*\n[^\n]*"
+    .. "tot_send_bytes")
+  local info = { code = code, sent = tonumber(sent), received = tonumber(received),
+    seconds = M.now() - t0 }
+  local ok = code == 0
+    and info.received ~= nil and info.received > 0
+    and out:find("Total lost packets", 1, true) ~= nil
+    and not out:find("ERROR", 1, true)
+  return ok, out, info
+end
+
+---------------------------------------------------------------------------
+-- process-wide state and the cleanup when the interpreter closes
+
+if not state then
+  state = { running = {} }
+  local function cleanup()
+    for srv in pairs(state.running) do pcall(Server.stop, srv) end
+  end
+  -- LuaJIT runs __gc only for userdata; newproxy gives one.  Lua 5.4 runs it
+  -- for tables.  Either way it is collected when the interpreter closes.
+  local newproxy = rawget(_G, "newproxy")
+  if newproxy then
+    local sentinel = newproxy(true)
+    getmetatable(sentinel).__gc = cleanup
+    state.sentinel = sentinel
+  else
+    state.sentinel = setmetatable({}, { __gc = cleanup })
+  end
+  registry[REG_KEY] = state
+end
+
+return M
