@@ -33,7 +33,7 @@ build = {
    modules = {
       ["iceservers.core"] = {
          sources = {
-            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_fs.c",
+            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_sys.c",
             "src/ice_http.c",
          },
          defines = { "ICESERVERS_VERSION=" .. release },
@@ -44,15 +44,21 @@ build = {
       -- Every file under lua/ (a spec checks that none is missing here).
       ["iceservers"] = "lua/iceservers/init.lua",
       ["iceservers.broker"] = "lua/iceservers/broker.lua",
+      ["iceservers.cache"] = "lua/iceservers/cache.lua",
       ["iceservers.context"] = "lua/iceservers/context.lua",
       ["iceservers.encode"] = "lua/iceservers/encode.lua",
       ["iceservers.loader"] = "lua/iceservers/loader.lua",
       ["iceservers.normalize"] = "lua/iceservers/normalize.lua",
       ["iceservers.options"] = "lua/iceservers/options.lua",
+      ["iceservers.rest"] = "lua/iceservers/rest.lua",
       ["iceservers.secrets"] = "lua/iceservers/secrets.lua",
+      ["iceservers.providers.cloudflare"] = "lua/iceservers/providers/cloudflare.lua",
       ["iceservers.providers.coturn"] = "lua/iceservers/providers/coturn.lua",
+      ["iceservers.providers.metered"] = "lua/iceservers/providers/metered.lua",
       ["iceservers.providers.static"] = "lua/iceservers/providers/static.lua",
       ["iceservers.providers.stun"] = "lua/iceservers/providers/stun.lua",
+      ["iceservers.providers.twilio"] = "lua/iceservers/providers/twilio.lua",
+      ["iceservers.providers.xirsys"] = "lua/iceservers/providers/xirsys.lua",
    },
    install = {
       bin = { iceservers = "bin/iceservers" },

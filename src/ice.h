@@ -28,8 +28,8 @@ ICE_HIDDEN void ice_open_codec(lua_State *L);
 /* HMAC, signer, random bytes, ct_equal (ice_crypto.c) */
 ICE_HIDDEN void ice_open_crypto(lua_State *L);
 
-/* file metadata (ice_fs.c) */
-ICE_HIDDEN void ice_open_fs(lua_State *L);
+/* stat and a monotonic clock (ice_sys.c) */
+ICE_HIDDEN void ice_open_sys(lua_State *L);
 
 /* libcurl client (ice_http.c) */
 ICE_HIDDEN int ice_http_global_init(lua_State *L);

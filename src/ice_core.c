@@ -26,7 +26,7 @@ ICE_API int luaopen_iceservers_core(lua_State *L)
     ice_open_codec(L);
     ice_open_crypto(L);
     ice_open_http(L);
-    ice_open_fs(L);
+    ice_open_sys(L);
     push_version(L);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, ICE_VERSION_STRING);

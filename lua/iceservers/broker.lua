@@ -1,6 +1,8 @@
 -- The broker: a validated configuration, the provider chain, and get(), which
--- tries each provider in order, normalizes the answer, puts the STUN servers
+-- tries each provider in order (through the cache and backoff for providers
+-- whose answers are shared), normalizes the answer, puts the STUN servers
 -- first, and falls back to STUN only when every provider fails.
+local cache = require "iceservers.cache"
 local context = require "iceservers.context"
 local loader = require "iceservers.loader"
 local normalize = require "iceservers.normalize"
@@ -14,7 +16,8 @@ Broker.__index = Broker
 local DEFAULT_STUN = { "stun:stun.l.google.com:19302" }
 local TOP_KEYS = {
   providers = true, stun_urls = true, fallback = true, providers_dir = true,
-  log = true, http = true, now = true,
+  log = true, http = true, now = true, clock = true, cache = true,
+  ca_file = true, http_timeout = true, resolve = true, cache_ttl = true,
 }
 
 local function fail(fmt, ...)
@@ -60,16 +63,114 @@ local function stun_entry(urls)
   return { urls = canonical }, seen
 end
 
+-- ICESERVERS_RESOLVE "host:port:address,..." -> {["host:port"] = "address"}
+local function resolve_map(value)
+  if value == nil or type(value) == "table" then return value end
+  if type(value) ~= "string" then fail("resolve must be a table or a string") end
+  local map = {}
+  for item in value:gmatch("[^,%s]+") do
+    local hostport, addr = item:match("^([^:]+:%d+):(.+)$")
+    if not hostport then
+      fail("resolve (ICESERVERS_RESOLVE) entry %q is not host:port:address", item)
+    end
+    map[hostport] = addr
+  end
+  return map
+end
+
+local function positive(value, what, default)
+  if value == nil then return default end
+  local n = tonumber(value)
+  if not n or n <= 0 then fail("%s must be a positive number of seconds", what) end
+  return n
+end
+
+-- Plain-text replacement of every secret (4 bytes or more) in s.
+local function redact(s, secrets)
+  s = tostring(s)
+  for _, secret in ipairs(secrets) do
+    if #secret >= 4 then
+      local from = 1
+      while true do
+        local i, j = s:find(secret, from, true)
+        if not i then break end
+        s = s:sub(1, i - 1) .. "[redacted]" .. s:sub(j + 1)
+        from = i + 10
+      end
+    end
+  end
+  return s
+end
+
+-- The values a provider declared secret, and any its configure() added.
+local function secrets_of(decl, opts)
+  local out = {}
+  for key, spec in pairs(decl) do
+    if spec.secret and type(opts[key]) == "string" then out[#out + 1] = opts[key] end
+  end
+  for _, v in ipairs(type(opts.redact) == "table" and opts.redact or {}) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- A stable key for a shared provider's configuration that holds no secret.
+local function cache_key(ctx, name, opts)
+  local keys, parts = {}, {}
+  for k, v in pairs(opts) do
+    local t = type(v)
+    if t == "string" or t == "number" or t == "boolean" then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(opts[k]) end
+  local digest = ctx.crypto.hmac("sha256", "iceservers-cache", table.concat(parts, "\n"))
+  return name .. ":" .. ctx.crypto.hex(digest):sub(1, 24)
+end
+
+-- The ctx one provider sees: the broker's, with an HTTP transport that adds
+-- the shared defaults and logs each call (never its path, query or body), and
+-- a logger that strips this provider's secrets.
+local function link_ctx(base, name, defaults, secrets)
+  local ctx = setmetatable({ provider = name }, { __index = base })
+  function ctx.log(level, msg)
+    base.log(level, name .. ": " .. redact(msg, secrets))
+  end
+  function ctx.http(req)
+    local r = {}
+    for k, v in pairs(req) do r[k] = v end
+    for k, v in pairs(defaults) do
+      if r[k] == nil then r[k] = v end
+    end
+    local t0 = base.clock()
+    local res, err = base.http(r)
+    local ms = (base.clock() - t0) * 1000
+    local target = tostring(r.url):match("^(%a+://[^/?#]+)") or "?"
+    if res then
+      ctx.log("info", ("%s %s/... -> %d in %.0f ms"):format(r.method or "GET", target,
+        res.status, ms))
+    else
+      ctx.log("info", ("%s %s/... failed in %.0f ms"):format(r.method or "GET", target, ms))
+    end
+    return res, err
+  end
+  return ctx
+end
+
 function M.build(config, env)
   for key, value in pairs(config) do
     if type(key) ~= "string" or (not TOP_KEYS[key] and type(value) ~= "table") then
       fail("unknown config key '%s'", tostring(key))
     end
   end
-  for _, key in ipairs { "log", "http", "now" } do
+  for _, key in ipairs { "log", "http", "now", "clock" } do
     if config[key] ~= nil and type(config[key]) ~= "function" then
       fail("config.%s must be a function", key)
     end
+  end
+  local backend = config.cache
+  if backend ~= nil and (type(backend) ~= "table" or type(backend.get) ~= "function"
+      or type(backend.set) ~= "function") then
+    fail("config.cache must be a backend with get and set methods")
   end
 
   local self = setmetatable({}, Broker)
@@ -80,6 +181,16 @@ function M.build(config, env)
   local stun_urls = config.stun_urls
   if stun_urls == nil then stun_urls = DEFAULT_STUN end
   self.stun, self.stun_seen = stun_entry(list_of(stun_urls, "stun_urls", ","))
+  self.cache = backend or cache.memory()
+  self.cache_ttl = positive(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
+  local http_defaults = {
+    timeout = positive(config.http_timeout, "http_timeout (ICESERVERS_HTTP_TIMEOUT)", 5),
+    cafile = config.ca_file,
+    resolve = resolve_map(config.resolve),
+  }
+  if http_defaults.cafile ~= nil and type(http_defaults.cafile) ~= "string" then
+    fail("ca_file (ICESERVERS_CA_FILE) must be a path")
+  end
 
   local dirs = config.providers_dir and list_of(config.providers_dir, "providers_dir", ":") or {}
   local names = config.providers and list_of(config.providers, "providers", ",") or { "stun" }
@@ -95,14 +206,20 @@ function M.build(config, env)
     local decl = provider.options or {}
     local source = env and { env = env } or { table = config[name] or config[canonical] }
     local opts = options.resolve(name, decl, source)
+    local secrets = secrets_of(decl, opts)
     if provider.configure then
       local ok, res = pcall(provider.configure, opts, self.ctx)
-      if not ok then fail("provider '%s': %s", name, strip(res)) end
+      if not ok then fail("provider '%s': %s", name, redact(strip(res), secrets)) end
       opts = res or opts
+      secrets = secrets_of(decl, opts)
     end
-    self.chain[#self.chain + 1] = {
+    local link = {
       name = name, provider = provider, opts = opts, kind = provider.kind or "turn",
+      shared = provider.shared == true, secrets = secrets,
+      ctx = link_ctx(self.ctx, name, http_defaults, secrets),
     }
+    link.key = cache_key(self.ctx, name, opts)
+    self.chain[#self.chain + 1] = link
   end
   return self
 end
@@ -142,46 +259,109 @@ function Broker:compose(list)
   return out
 end
 
+-- answer() keeps credentials on complete TURN entries only.
+local function has_turn(list)
+  for i = 1, #list do
+    if list[i].username then return true end
+  end
+  return false
+end
+
+-- One call of a provider: list, ttl, expires; or nil, why, retry_after.
+local function call(link, user)
+  local ok, servers, ttl, expires = pcall(link.provider.get, link.ctx, user, link.opts)
+  if not ok then return nil, "failed: " .. tostring(servers) end
+  if servers == nil then return nil, ttl or "no answer", tonumber(expires) end
+  local list = normalize.answer(servers)
+  if link.kind ~= "stun" and not has_turn(list) then
+    return nil, "no valid TURN server in the answer"
+  end
+  return list, tonumber(ttl), tonumber(expires)
+end
+
+local function backoff_key(link) return link.key .. "|backoff" end
+
+-- A provider whose answer is the same for every user: served from the cache,
+-- refreshed at half-life, stale while a refresh fails, backed off when down.
+-- Returns list, entry, stale; or nil, why.
+function Broker:shared(link, user, now)
+  local store = self.cache
+  local entry = store:get(link.key)
+  if cache.fresh(entry, now) then return entry.list, entry end
+  local usable = cache.usable(entry, now)
+  local state = store:get(backoff_key(link))
+  if cache.blocked(state, now) then
+    if usable then return entry.list, entry, true end
+    return nil, ("%s (not retried for %d s)"):format(state.why, math.ceil(state.until_t - now))
+  end
+  local list, ttl, expires = call(link, user)
+  if list then
+    if not has_turn(list) then return list end -- a stun-kind answer: nothing to keep
+    local lifetime = ttl or (expires and expires - now) or self.cache_ttl
+    entry = cache.entry(list, now, lifetime, expires)
+    store:set(link.key, entry)
+    if state then store:set(backoff_key(link), nil) end
+    return list, entry
+  end
+  local why = ttl
+  store:set(backoff_key(link), cache.failed(state, now, why, expires))
+  if usable then
+    if not entry.stale_logged then
+      entry.stale_logged = true
+      store:set(link.key, entry)
+      link.ctx.log("warn", "refresh failed, serving cached credentials: " .. first_line(why))
+    end
+    return entry.list, entry, true
+  end
+  return nil, why
+end
+
+-- A provider asked on every get (coturn signs locally; its own providers may
+-- answer per user), with the same backoff when it fails.
+function Broker:direct(link, user, now)
+  local key = backoff_key(link)
+  local state = link.kind ~= "stun" and self.cache:get(key) or nil
+  if cache.blocked(state, now) then
+    return nil, ("%s (not retried for %d s)"):format(state.why, math.ceil(state.until_t - now))
+  end
+  local list, ttl, expires = call(link, user)
+  if not list then
+    if link.kind ~= "stun" then self.cache:set(key, cache.failed(state, now, ttl, expires)) end
+    return nil, ttl
+  end
+  if state then self.cache:set(key, nil) end
+  if ttl or expires then
+    return list, { expires = expires or now + ttl, lifetime = ttl or expires - now }
+  end
+  return list, {}
+end
+
 function Broker:get(user)
   local ok, err = check_user(user)
   if not ok then return nil, err end
-  local ctx = self.ctx
+  local now = self.ctx.now()
   local errors
   for _, link in ipairs(self.chain) do
-    local called, servers, ttl, expires = pcall(link.provider.get, ctx, user, link.opts)
-    local why
-    if not called then
-      why = "failed: " .. tostring(servers)
-    elseif servers == nil then
-      why = ttl or "no answer"
+    local list, entry, stale
+    if link.shared then
+      list, entry, stale = self:shared(link, user, now)
     else
-      local list = normalize.answer(servers)
-      -- answer() keeps credentials on TURN entries only, and only complete ones.
-      local turn = false
-      for i = 1, #list do
-        if list[i].username then turn = true; break end
+      list, entry = self:direct(link, user, now)
+    end
+    if list then
+      local meta = { provider = link.name, stale = stale or nil }
+      if has_turn(list) and entry.expires then
+        meta.expires = math.floor(entry.expires)
+        meta.ttl = meta.expires - math.floor(now)
       end
-      if link.kind == "stun" or turn then
-        local meta = { provider = link.name }
-        if turn then
-          local now = ctx.now()
-          expires, ttl = tonumber(expires), tonumber(ttl)
-          if expires then
-            meta.expires, meta.ttl = math.floor(expires), math.floor(expires - now)
-          elseif ttl then
-            meta.ttl, meta.expires = math.floor(ttl), math.floor(now + ttl)
-          end
-        end
-        return self:compose(list), meta
-      end
-      why = "no valid TURN server in the answer"
+      return self:compose(list), meta
     end
     errors = errors or {}
-    errors[#errors + 1] = link.name .. ": " .. first_line(why)
+    errors[#errors + 1] = link.name .. ": " .. first_line(redact(entry, link.secrets))
   end
   local summary = "every provider failed: " .. table.concat(errors, "; ")
   if self.fallback == "none" then return nil, summary end
-  ctx.log("warn", summary .. "; serving STUN only")
+  self.ctx.log("warn", summary .. "; serving STUN only")
   return self:compose({}), { provider = "stun", degraded = true, errors = errors }
 end
 

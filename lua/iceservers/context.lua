@@ -19,6 +19,7 @@ function M.new(config)
     crypto = core,
     json = require "cjson",
     now = config.now or os.time,
+    clock = config.clock or core.monotonic,
   }
   function ctx.log(level, msg)
     if not LEVELS[level] then level = "info" end

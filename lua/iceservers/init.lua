@@ -28,7 +28,7 @@ end
 
 -- Builds a broker from environment variables, read now (never at require
 -- time).  env is os.getenv (the default), another function(name), or a table.
--- extra may carry the non-environment keys (log, http, now, providers).
+-- extra may carry the non-environment keys (log, http, now, clock, cache).
 function M.from_env(env, extra)
   local lookup
   if env == nil then
@@ -55,10 +55,14 @@ function M.from_env(env, extra)
     stun_urls = var("STUN_URLS"), -- set but empty means no STUN server
     fallback = var("TURN_FALLBACK"),
     providers_dir = var("ICESERVERS_PROVIDERS_DIR"),
+    ca_file = var("ICESERVERS_CA_FILE"),
+    http_timeout = var("ICESERVERS_HTTP_TIMEOUT"),
+    resolve = var("ICESERVERS_RESOLVE"),
+    cache_ttl = var("ICESERVERS_CACHE_TTL"),
   }
-  if config.providers == "" then config.providers = nil end
-  if config.fallback == "" then config.fallback = nil end
-  if config.providers_dir == "" then config.providers_dir = nil end
+  for k, v in pairs(config) do -- an empty variable counts as unset, but for STUN_URLS
+    if v == "" and k ~= "stun_urls" then config[k] = nil end
+  end
   for k, v in pairs(extra or {}) do config[k] = v end
   return broker.build(config, var)
 end

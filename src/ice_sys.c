@@ -1,10 +1,12 @@
 /*
- * core.stat(path): what the Lua layer needs to reload a secrets file when it
- * changes and to refuse one that others can read; plain Lua has no stat().
+ * What plain Lua lacks from the system: stat() to reload a secrets file when it
+ * changes (and refuse one that others can read), and a monotonic clock to time
+ * upstream calls without being fooled by a wall-clock step.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "ice.h"
 
 static int l_stat(lua_State *L)
@@ -31,10 +33,20 @@ static int l_stat(lua_State *L)
     return 1;
 }
 
-void ice_open_fs(lua_State *L)
+/* core.monotonic(): seconds (with fractions) since an arbitrary start. */
+static int l_monotonic(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+void ice_open_sys(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"stat", l_stat},
+        {"monotonic", l_monotonic},
         {NULL, NULL},
     };
     ice_setfuncs(L, funcs);

@@ -1,0 +1,71 @@
+-- Cloudflare Realtime TURN:
+--   POST {api}/v1/turn/keys/{key_id}/credentials/generate-ice-servers
+-- with the TURN key's API token as Bearer and {"ttl": N} (at most 48 h); the
+-- answer has iceServers, an array (the legacy call gave one object), and no
+-- lifetime, so the one asked for is the one reported.
+local rest = require "iceservers.rest"
+
+local MAX_TTL = 172800
+
+-- Browsers block port 53, which Cloudflare has listed; such URLs only fail.
+local function without_port_53(servers)
+  for _, s in ipairs(servers) do
+    if type(s) == "table" then
+      local urls = s.urls
+      if type(urls) == "string" then urls = { urls } end
+      if type(urls) == "table" then
+        local keep = {}
+        for _, u in ipairs(urls) do
+          if type(u) ~= "string" or not u:match("^%a+:[^?]*:53$") and not u:match(":53%?") then
+            keep[#keep + 1] = u
+          end
+        end
+        s.urls = keep
+      end
+    end
+  end
+  return servers
+end
+
+local function said(doc)
+  local e = type(doc.errors) == "table" and doc.errors[1]
+  if type(e) == "table" and type(e.message) == "string" then return e.message end
+  return type(doc.error) == "string" and doc.error or nil
+end
+
+return {
+  options = {
+    key_id = { env = "CLOUDFLARE_TURN_KEY_ID", required = true },
+    api_token = { env = "CLOUDFLARE_TURN_KEY_API_TOKEN", required = true, secret = true },
+    api_url = { env = "CLOUDFLARE_API_URL", default = "https://rtc.live.cloudflare.com" },
+    ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
+  },
+  shared = true,
+
+  configure = function(opts)
+    opts.api_url = rest.base_url(opts.api_url, "CLOUDFLARE_API_URL")
+    if not opts.key_id:match("^[%w_-]+$") then
+      error("CLOUDFLARE_TURN_KEY_ID must be the TURN key's id (letters and digits)", 0)
+    end
+    opts.ttl = math.min(opts.ttl, MAX_TTL)
+    return opts
+  end,
+
+  get = function(ctx, _, opts)
+    local doc, err, wait = rest.json_call(ctx, {
+      method = "POST",
+      url = ("%s/v1/turn/keys/%s/credentials/generate-ice-servers"):format(opts.api_url,
+        opts.key_id),
+      headers = {
+        Authorization = "Bearer " .. opts.api_token,
+        ["Content-Type"] = "application/json",
+      },
+      body = ctx.json.encode { ttl = opts.ttl },
+    }, { [200] = true, [201] = true }, said)
+    if not doc then return nil, err, wait end
+    local servers = doc.iceServers
+    if type(servers) ~= "table" then return nil, "the answer has no iceServers" end
+    if servers.urls then servers = { servers } end -- the legacy single object
+    return without_port_53(servers), opts.ttl
+  end,
+}
