@@ -96,6 +96,7 @@ describe("a shared provider behind the cache", function()
     clock.t = clock.t + 238 -- 539 s in; past the 1 s backoff
     servers, meta = assert(broker:get())
     assert.is_true(meta.stale)
+    assert.are.equal("u1", servers[1].username)
     assert.are.equal(1, #lines, "the stale answer is logged once")
     clock.t = clock.t + 2 -- 541 s in: inside the margin
     local _, m = broker:get()

@@ -32,46 +32,31 @@ config in its own temp dir (its own sqlite userdb, pid file and log, no TLS, no
 CLI), listening on 127.0.0.1 only, relaying on 127.0.0.1 from a random
 1000-port window of 40000-60000.  `start` returns once the UDP and TCP
 listeners are bound (deadline 10 s; the error carries the log tail).  Every
-command runs without LD_PRELOAD and *SAN_OPTIONS, so a sanitizer run of the
-specs does not leak into coturn.  Servers still running when the interpreter
-closes are stopped then.  ICESERVERS_KEEP_COTURN=1 keeps the temp dirs.
-
-Only plain Lua plus io.popen/os.execute, for Lua 5.4 and LuaJIT alike.
+command runs without LD_PRELOAD and *SAN_OPTIONS (sh.run_clean), so a
+sanitizer run of the specs does not leak into coturn.  Servers still running
+when the interpreter closes are stopped then.  ICESERVERS_KEEP_COTURN=1 keeps
+the temp dirs.  Also: coturn.free_port(), coturn.now(), coturn.sleep(seconds)
+(from support.sh, which holds the shell, file, process and port helpers).
 ]==]
 local sh = require "support.sh"
 
 local M = {}
 
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS"
 local START_DEADLINE = 10 -- seconds until a started coturn must listen
 local STOP_DEADLINE = 5
 local ALLOCATE_TIMEOUT = 30
 
 -- State that must outlive busted's per-file insulation (which drops modules
 -- from package.loaded): the servers still running when the interpreter closes.
+-- Made at the end of this file (the cleanup needs Server).
 local REG_KEY = "iceservers.spec.support.coturn"
-local registry = debug.getregistry()
-local state = registry[REG_KEY]
+local state
 
-local quote = sh.quote
+local quote, read_file, write_file = sh.quote, sh.read_file, sh.write_file
+local run = sh.run_clean
 
-local function run(cmd)
-  return sh.run(CLEAN_ENV .. " sh -c " .. quote(cmd) .. " </dev/null")
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
+M.now = sh.now
+M.sleep = sh.sleep
 
 local function tail(text, lines)
   local all = {}
@@ -79,58 +64,8 @@ local function tail(text, lines)
   return table.concat(all, "\n", math.max(1, #all - lines + 1))
 end
 
-function M.sleep(seconds)
-  os.execute(("sleep %.3f"):format(seconds))
-end
-
--- Monotonic seconds (CLOCK_BOOTTIME, 10 ms steps); `date` if /proc is absent.
-function M.now()
-  local f = io.open("/proc/uptime")
-  if f then
-    local s = f:read("*n")
-    f:close()
-    if s then return s end
-  end
-  local _, out = sh.run("date +%s.%N")
-  return assert(tonumber(out:match("[%d%.]+")), "no clock")
-end
-
 ---------------------------------------------------------------------------
 -- ports
-
--- The sockets in /proc/net/<proto>: port -> { inode = true } for all of them,
--- and for those bound for serving (UDP: any; TCP: LISTEN).
-local function sockets(proto)
-  local used, serving = {}, {}
-  for _, name in ipairs{ "/proc/net/" .. proto, "/proc/net/" .. proto .. "6" } do
-    local f = io.open(name)
-    if f then
-      for line in f:lines() do
-        local port, st, inode = line:match("^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+(%x+)"
-          .. "%s+%x+:%x+%s+%x+:%x+%s+%x+%s+%d+%s+%d+%s+(%d+)")
-        if port then
-          port = tonumber(port, 16)
-          used[port] = used[port] or {}
-          used[port][inode] = true
-          if proto == "udp" or st == "0A" then
-            serving[port] = serving[port] or {}
-            serving[port][inode] = true
-          end
-        end
-      end
-      f:close()
-    end
-  end
-  return used, serving
-end
-
--- The socket inodes process `pid` holds.
-local function socket_inodes(pid)
-  local _, out = sh.run("ls -l /proc/" .. tonumber(pid) .. "/fd 2>/dev/null")
-  local set = {}
-  for inode in out:gmatch("socket:%[(%d+)%]") do set[inode] = true end
-  return set
-end
 
 local function owned(inodes, mine)
   for inode in pairs(inodes or {}) do
@@ -141,59 +76,15 @@ end
 
 -- Is `port` bound for UDP and listening for TCP (by process `pid`, if given)?
 function M.is_listening(port, pid)
-  local _, udp = sockets("udp")
-  local _, tcp = sockets("tcp")
-  local mine = pid and socket_inodes(pid)
+  local _, udp = sh.sockets("udp")
+  local _, tcp = sh.sockets("tcp")
+  local mine = pid and sh.socket_inodes(pid)
   return owned(udp[port], mine) and owned(tcp[port], mine)
 end
 
-local function random_int(from, to)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(3)
-  f:close()
-  return from + (b:byte(1) * 65536 + b:byte(2) * 256 + b:byte(3)) % (to - from + 1)
-end
-
-local handed_out = {} -- never the same port twice in one process
-
--- A port below the relay windows that no UDP or TCP socket uses now.
-function M.free_port()
-  for _ = 1, 200 do
-    local port = random_int(20000, 39999)
-    local udp = sockets("udp")
-    local tcp = sockets("tcp")
-    if not handed_out[port] and not udp[port] and not tcp[port] then
-      handed_out[port] = true
-      return port
-    end
-  end
-  error("support.coturn: no free port found")
-end
-
----------------------------------------------------------------------------
--- processes
-
-local function proc_state(pid)
-  local s = read_file("/proc/" .. pid .. "/stat")
-  if s then return s:match("^%d+ %b() (%a)") or "?" end
-  return nil
-end
-
-local function alive(pid)
-  local st = proc_state(pid)
-  if st then return st ~= "Z" and st ~= "X" end
-  if read_file("/proc/self/stat") then return false end -- /proc works: the pid is gone
-  return (run("kill -0 " .. pid))
-end
-
-local function wait_gone(pid, deadline)
-  local t_end = M.now() + deadline
-  while alive(pid) do
-    if M.now() > t_end then return false end
-    M.sleep(0.05)
-  end
-  return true
-end
+-- A port below the relay windows that no UDP or TCP socket uses now; never
+-- the same one twice in a process.
+M.free_port = sh.free_port
 
 ---------------------------------------------------------------------------
 -- the server
@@ -235,14 +126,7 @@ function Server:stop()
   if self.stopped then return end
   self.stopped = true
   state.running[self] = nil
-  local pid = self.pid
-  if pid and alive(pid) then
-    run("kill -TERM " .. pid)
-    if not wait_gone(pid, STOP_DEADLINE) then
-      run("kill -KILL " .. pid)
-      wait_gone(pid, 2)
-    end
-  end
+  sh.terminate(self.pid, STOP_DEADLINE)
   if not os.getenv("ICESERVERS_KEEP_COTURN") then sh.rmrf(self.dir) end
 end
 
@@ -296,7 +180,7 @@ function M.start(opts)
   local last_log
   for attempt = 1, 4 do
     srv.port = M.free_port()
-    srv.min_port = random_int(40, 59) * 1000
+    srv.min_port = sh.random_int(40, 59) * 1000
     srv.max_port = srv.min_port + 999
     write_file(dir .. "/turnserver.conf", config(srv, opts))
     write_file(dir .. "/turn.log", "")
@@ -313,20 +197,20 @@ function M.start(opts)
         break
       end
       -- A taken port: coturn logs "Cannot bind ..." and keeps trying; move on.
-      if not alive(srv.pid) or M.now() > deadline
+      if not sh.alive(srv.pid) or M.now() > deadline
         or srv:log():find("Cannot bind", 1, true) then
         break
       end
       M.sleep(0.05)
     end
-    if up and alive(srv.pid) then
+    if up and sh.alive(srv.pid) then
       state.running[srv] = true
       return srv
     end
     last_log = srv:log() .. "\n" .. (read_file(dir .. "/stdout.log") or "")
-    if alive(srv.pid) then
+    if sh.alive(srv.pid) then
       run("kill -KILL " .. srv.pid)
-      wait_gone(srv.pid, 2)
+      sh.wait_gone(srv.pid, 2)
     end
     -- Retry on another port only when a bind failed (someone took the port).
     if attempt == 4 or not last_log:find("Cannot bind", 1, true) then break end
@@ -375,22 +259,8 @@ end
 ---------------------------------------------------------------------------
 -- process-wide state and the cleanup when the interpreter closes
 
-if not state then
-  state = { running = {} }
-  local function cleanup()
-    for srv in pairs(state.running) do pcall(Server.stop, srv) end
-  end
-  -- LuaJIT runs __gc only for userdata; newproxy gives one.  Lua 5.4 runs it
-  -- for tables.  Either way it is collected when the interpreter closes.
-  local newproxy = rawget(_G, "newproxy")
-  if newproxy then
-    local sentinel = newproxy(true)
-    getmetatable(sentinel).__gc = cleanup
-    state.sentinel = sentinel
-  else
-    state.sentinel = setmetatable({}, { __gc = cleanup })
-  end
-  registry[REG_KEY] = state
-end
+state = sh.process_state(REG_KEY, function() return { running = {} } end, function(st)
+  for srv in pairs(st.running) do pcall(Server.stop, srv) end
+end)
 
 return M

@@ -32,144 +32,46 @@ nginx.run(cmd) (sh with a clean environment: ok, output, exit code).
 Servers still running when the interpreter closes are stopped then, and the
 certificates removed; set ICESERVERS_KEEP_NGINX=1 to keep the directories.
 
-Only plain Lua plus io.popen/os.execute, for Lua 5.4 and LuaJIT alike.  Every
-command runs without LD_PRELOAD and *SAN_OPTIONS, so a sanitizer run of the
-specs does not leak into nginx or openssl.  nginx runs as a daemon: the start
-command returns once its sockets are bound (or failed to bind: then other
-ports are tried).
+Shell, file, process and port helpers come from support.sh.  Every command
+runs without LD_PRELOAD and *SAN_OPTIONS (sh.run_clean), so a sanitizer run of
+the specs does not leak into nginx or openssl.  nginx runs as a daemon: the
+start command returns once its sockets are bound (or failed to bind: then
+other ports are tried).
 ]==]
+local sh = require "support.sh"
+
 local M = {}
 
 local MODULES = "/usr/lib/nginx/modules"
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS"
 local START_DEADLINE = 10 -- seconds until a started nginx must accept
 local STOP_DEADLINE = 5
 
 -- State that must outlive busted's per-file insulation (which drops modules
 -- from package.loaded): the certificates are made once per process, and the
--- servers still running when the interpreter closes are stopped then.
+-- servers still running when the interpreter closes are stopped then.  Made
+-- at the end of this file (the cleanup needs Server).
 local REG_KEY = "iceservers.spec.support.nginx"
-local registry = debug.getregistry()
-local state = registry[REG_KEY]
+local state
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote, read_file, write_file = sh.quote, sh.read_file, sh.write_file
+local run = sh.run_clean
 
--- Runs a shell command with a clean environment; returns ok, output, code.
-local function run(cmd)
-  local p = assert(io.popen(CLEAN_ENV .. " sh -c " .. quote(cmd)
-    .. " 2>&1 </dev/null; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local code = tonumber(out:match("__rc=(%d+)%s*$"))
-  return code == 0, (out:gsub("__rc=%d+%s*$", "")), code
-end
 M.run = run
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
-local function mktemp(prefix)
-  local ok, out = run("mktemp -d /tmp/" .. prefix .. ".XXXXXX")
-  assert(ok, "mktemp failed: " .. out)
-  return (out:gsub("%s+$", ""))
-end
-
-local function rmrf(dir)
-  if dir and dir:match("^/tmp/iceservers%-[%w%-]+%.%w+$") then
-    run("rm -rf " .. quote(dir))
-  end
-end
-
-function M.sleep(seconds)
-  os.execute(("sleep %.3f"):format(seconds))
-end
-
--- Monotonic seconds (CLOCK_BOOTTIME, 10 ms steps); `date` if /proc is absent.
-function M.now()
-  local f = io.open("/proc/uptime")
-  if f then
-    local s = f:read("*n")
-    f:close()
-    if s then return s end
-  end
-  local _, out = run("date +%s.%N")
-  return assert(tonumber(out:match("[%d%.]+")), "no clock")
-end
+M.now = sh.now
+M.sleep = sh.sleep
 
 ---------------------------------------------------------------------------
 -- ports
 
--- Local TCP ports in use (any state) and those listening, from /proc/net;
--- nil when /proc/net/tcp cannot be read.
-local function tcp_table()
-  local used, listening, seen = {}, {}, false
-  for _, name in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
-    local f = io.open(name)
-    if f then
-      seen = true
-      for line in f:lines() do
-        local port, st = line:match("^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+(%x+)")
-        if port then
-          port = tonumber(port, 16)
-          used[port] = true
-          if st == "0A" then listening[port] = true end
-        end
-      end
-      f:close()
-    end
-  end
-  if not seen then return nil end
-  return used, listening
-end
-
--- Without /proc/net: does a connection to the port succeed?
-local function connect_probe(port)
-  return (run("bash -c " .. quote(("exec 3<>/dev/tcp/127.0.0.1/%d"):format(port))))
-end
-
 function M.is_listening(port)
-  local used, listening = tcp_table()
-  if used then return listening[port] == true end
-  return connect_probe(port)
-end
-
-local function random_port()
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(2)
-  f:close()
-  return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40001
+  local _, listening, readable = sh.sockets("tcp")
+  if readable then return listening[port] ~= nil end
+  return sh.connects(port)
 end
 
 -- A loopback port that nothing uses now (nothing listens: connecting to it is
--- refused until someone binds it).
-function M.free_port()
-  for _ = 1, 200 do
-    local port = random_port()
-    if not state.handed_out[port] then
-      local used = tcp_table()
-      local busy
-      if used then busy = used[port] else busy = connect_probe(port) end
-      if not busy then
-        state.handed_out[port] = true -- never the same port twice in a process
-        return port
-      end
-    end
-  end
-  error("support.nginx: no free port found")
-end
+-- refused until someone binds it); never the same one twice in a process.
+M.free_port = sh.free_port
 M.refused_port = M.free_port
 
 ---------------------------------------------------------------------------
@@ -227,7 +129,7 @@ end
 function M.certs(names)
   local san = alt_names(names)
   if not state.certs_dir then
-    state.certs_dir = mktemp("iceservers-certs")
+    state.certs_dir = sh.tmpdir("certs")
     openssl_ca(state.certs_dir)
     state.certs = {}
   end
@@ -363,28 +265,6 @@ function Server:access_log()
   return read_file(self.dir .. "/access.log") or ""
 end
 
-local function proc_state(pid)
-  local s = read_file("/proc/" .. pid .. "/stat")
-  if s then return s:match("^%d+ %b() (%a)") or "?" end
-  return nil
-end
-
-local function alive(pid)
-  local st = proc_state(pid)
-  if st then return st ~= "Z" and st ~= "X" end
-  if read_file("/proc/self/stat") then return false end -- /proc works: the pid is gone
-  return (run("kill -0 " .. pid))
-end
-
-local function wait_gone(pid, deadline)
-  local t_end = M.now() + deadline
-  while alive(pid) do
-    if M.now() > t_end then return false end
-    M.sleep(0.05)
-  end
-  return true
-end
-
 -- Fast shutdown (TERM: a sleeping silent request does not delay it), bounded,
 -- then KILL for the master and its workers.  Removes the directory unless
 -- ICESERVERS_KEEP_NGINX is set.  Safe to call twice.
@@ -392,15 +272,8 @@ function Server:stop()
   if self.stopped then return end
   self.stopped = true
   state.running[self] = nil
-  local pid = self.pid
-  if pid and alive(pid) then
-    run("kill -TERM " .. pid)
-    if not wait_gone(pid, STOP_DEADLINE) then
-      run(("pkill -KILL -P %d; kill -KILL %d"):format(pid, pid))
-      wait_gone(pid, 2)
-    end
-  end
-  if not os.getenv("ICESERVERS_KEEP_NGINX") then rmrf(self.dir) end
+  sh.terminate(self.pid, STOP_DEADLINE, true) -- the master and its workers
+  if not os.getenv("ICESERVERS_KEEP_NGINX") then sh.rmrf(self.dir) end
 end
 
 local function read_pid(dir)
@@ -413,7 +286,7 @@ function M.start(opts)
   local tls = opts.tls ~= false
   local certs = tls and M.certs(opts.names) or {}
   local root = repo_root()
-  local dir = mktemp("iceservers-nginx")
+  local dir = sh.tmpdir("nginx")
   assert(run("mkdir -p " .. quote(dir .. "/tmp") .. " " .. quote(dir .. "/html")))
   local _, uid = run("id -u")
 
@@ -444,7 +317,7 @@ function M.start(opts)
     if ok then break end
     local log = out .. (read_file(dir .. "/start.log") or "") .. srv:error_log()
     if attempt == 6 or not log:find("in use", 1, true) then -- else: a port was taken
-      rmrf(dir)
+      sh.rmrf(dir)
       error("support.nginx: nginx did not start:\n" .. log, 2)
     end
   end
@@ -458,7 +331,7 @@ function M.start(opts)
       and (not tls or M.is_listening(srv.tls_port)) then
       break
     end
-    if M.now() > deadline or (srv.pid and not alive(srv.pid)) then
+    if M.now() > deadline or (srv.pid and not sh.alive(srv.pid)) then
       local log = srv:error_log()
       srv:stop()
       error("support.nginx: nginx did not come up within " .. START_DEADLINE .. " s:\n" .. log, 2)
@@ -472,23 +345,9 @@ end
 ---------------------------------------------------------------------------
 -- process-wide state and the cleanup when the interpreter closes
 
-if not state then
-  state = { running = {}, handed_out = {} }
-  local function cleanup()
-    for srv in pairs(state.running) do pcall(Server.stop, srv) end
-    if state.certs_dir and not os.getenv("ICESERVERS_KEEP_NGINX") then rmrf(state.certs_dir) end
-  end
-  -- LuaJIT runs __gc only for userdata; newproxy gives one.  Lua 5.4 runs it
-  -- for tables.  Either way it is collected when the interpreter closes.
-  local newproxy = rawget(_G, "newproxy")
-  if newproxy then
-    local sentinel = newproxy(true)
-    getmetatable(sentinel).__gc = cleanup
-    state.sentinel = sentinel
-  else
-    state.sentinel = setmetatable({}, { __gc = cleanup })
-  end
-  registry[REG_KEY] = state
-end
+state = sh.process_state(REG_KEY, function() return { running = {} } end, function(st)
+  for srv in pairs(st.running) do pcall(Server.stop, srv) end
+  if st.certs_dir and not os.getenv("ICESERVERS_KEEP_NGINX") then pcall(sh.rmrf, st.certs_dir) end
+end)
 
 return M
