@@ -40,7 +40,7 @@ BUILD   ?= build/$(LUA_VERSION)
 OBJS     = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE     = $(BUILD)/iceservers/core.so
 
-.PHONY: bench-hmac all deps test test-unit lint valgrind asan install clean run compat-check
+.PHONY: bench-hmac all deps test test-unit lint valgrind asan install clean run cli compat-check
 
 all: $(CORE)
 
@@ -85,9 +85,15 @@ compat-check:
 	  done; \
 	done
 
-# The main job: the ICE servers that the environment configures (STUN only by
-# default), from the command-line tool of this checkout.
-run: all
+# The main job: nginx in the foreground with examples/nginx/nginx.conf on
+# 127.0.0.1:$(PORT): the endpoint and the demo page, STUN only by default.
+PORT ?= 8080
+run:
+	@$(MAKE) --no-print-directory -s LUA_VERSION=5.1 all
+	@PORT=$(PORT) sh scripts/run-nginx.sh
+
+# The command-line tool of this checkout, on the same configuration.
+cli: all
 	@$(LUA) bin/iceservers --pretty $(ARGS)
 
 install: $(CORE)

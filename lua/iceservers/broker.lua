@@ -16,7 +16,7 @@ Broker.__index = Broker
 local DEFAULT_STUN = { "stun:stun.l.google.com:19302" }
 local TOP_KEYS = {
   providers = true, stun_urls = true, fallback = true, providers_dir = true,
-  log = true, http = true, now = true, clock = true, cache = true,
+  log = true, http = true, now = true, clock = true, cache = true, on_event = true,
   ca_file = true, http_timeout = true, resolve = true, cache_ttl = true,
 }
 
@@ -130,7 +130,7 @@ end
 -- The ctx one provider sees: the broker's, with an HTTP transport that adds
 -- the shared defaults and logs each call (never its path, query or body), and
 -- a logger that strips this provider's secrets.
-local function link_ctx(base, name, defaults, secrets)
+local function link_ctx(base, name, defaults, secrets, event)
   local ctx = setmetatable({ provider = name }, { __index = base })
   function ctx.log(level, msg)
     base.log(level, name .. ": " .. redact(msg, secrets))
@@ -144,6 +144,7 @@ local function link_ctx(base, name, defaults, secrets)
     local t0 = base.clock()
     local res, err = base.http(r)
     local ms = (base.clock() - t0) * 1000
+    event("upstream", name, ms)
     local target = tostring(r.url):match("^(%a+://[^/?#]+)") or "?"
     if res then
       ctx.log("info", ("%s %s/... -> %d in %.0f ms"):format(r.method or "GET", target,
@@ -162,7 +163,7 @@ function M.build(config, env)
       fail("unknown config key '%s'", tostring(key))
     end
   end
-  for _, key in ipairs { "log", "http", "now", "clock" } do
+  for _, key in ipairs { "log", "http", "now", "clock", "on_event" } do
     if config[key] ~= nil and type(config[key]) ~= "function" then
       fail("config.%s must be a function", key)
     end
@@ -182,6 +183,7 @@ function M.build(config, env)
   if stun_urls == nil then stun_urls = DEFAULT_STUN end
   self.stun, self.stun_seen = stun_entry(list_of(stun_urls, "stun_urls", ","))
   self.cache = backend or cache.memory()
+  self.event = config.on_event or function() end
   self.cache_ttl = positive(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
   local http_defaults = {
     timeout = positive(config.http_timeout, "http_timeout (ICESERVERS_HTTP_TIMEOUT)", 5),
@@ -216,7 +218,7 @@ function M.build(config, env)
     local link = {
       name = name, provider = provider, opts = opts, kind = provider.kind or "turn",
       shared = provider.shared == true, secrets = secrets,
-      ctx = link_ctx(self.ctx, name, http_defaults, secrets),
+      ctx = link_ctx(self.ctx, name, http_defaults, secrets, self.event),
     }
     link.key = cache_key(self.ctx, name, opts)
     self.chain[#self.chain + 1] = link
@@ -281,31 +283,74 @@ end
 
 local function backoff_key(link) return link.key .. "|backoff" end
 
+-- With a backend that can lock (nginx's shared dict), one request refreshes
+-- for all: the others serve the still-usable answer, or, with none, wait for
+-- the refresh.  Returns go_on, [list, entry] (go_on false: answer or fail now).
+function Broker:take_turn(link, entry, now)
+  local store = self.cache
+  if not store.lock then return true end
+  if cache.usable(entry, now) then
+    if store:lock(link.key, false) then return true end
+    return false, entry.list, entry -- someone else is refreshing it
+  end
+  local got = store:lock(link.key, true)
+  now = self.ctx.now()
+  local again = store:get(link.key)
+  if cache.usable(again, now) then
+    if got then store:unlock(link.key) end
+    return false, again.list, again
+  end
+  if not got then return false, nil, "timed out waiting for another request's refresh" end
+  local state = store:get(backoff_key(link)) -- the refresh before ours may have failed
+  if cache.blocked(state, now) then
+    store:unlock(link.key)
+    return false, nil, ("%s (not retried for %d s)"):format(state.why,
+      math.ceil(state.until_t - now))
+  end
+  return true
+end
+
 -- A provider whose answer is the same for every user: served from the cache,
 -- refreshed at half-life, stale while a refresh fails, backed off when down.
 -- Returns list, entry, stale; or nil, why.
 function Broker:shared(link, user, now)
   local store = self.cache
   local entry = store:get(link.key)
-  if cache.fresh(entry, now) then return entry.list, entry end
+  if cache.fresh(entry, now) then
+    self.event("hit", link.name)
+    return entry.list, entry
+  end
+  self.event("miss", link.name)
   local usable = cache.usable(entry, now)
   local state = store:get(backoff_key(link))
   if cache.blocked(state, now) then
-    if usable then return entry.list, entry, true end
+    if usable then
+      self.event("stale", link.name)
+      return entry.list, entry, true
+    end
     return nil, ("%s (not retried for %d s)"):format(state.why, math.ceil(state.until_t - now))
   end
-  local list, ttl, expires = call(link, user)
+  local go_on, list, got = self:take_turn(link, entry, now)
+  if not go_on then return list, got end
+  local ttl, expires
+  list, ttl, expires = call(link, user)
+  now = self.ctx.now()
   if list then
-    if not has_turn(list) then return list end -- a stun-kind answer: nothing to keep
-    local lifetime = ttl or (expires and expires - now) or self.cache_ttl
-    entry = cache.entry(list, now, lifetime, expires)
-    store:set(link.key, entry)
-    if state then store:set(backoff_key(link), nil) end
+    if has_turn(list) then
+      local lifetime = ttl or (expires and expires - now) or self.cache_ttl
+      entry = cache.entry(list, now, lifetime, expires)
+      store:set(link.key, entry)
+      if state then store:set(backoff_key(link), nil) end
+    end
+    if store.unlock then store:unlock(link.key) end
     return list, entry
   end
   local why = ttl
+  self.event("failure", link.name)
   store:set(backoff_key(link), cache.failed(state, now, why, expires))
-  if usable then
+  if store.unlock then store:unlock(link.key) end
+  if cache.usable(entry, now) then
+    self.event("stale", link.name)
     if not entry.stale_logged then
       entry.stale_logged = true
       store:set(link.key, entry)
@@ -326,6 +371,7 @@ function Broker:direct(link, user, now)
   end
   local list, ttl, expires = call(link, user)
   if not list then
+    self.event("failure", link.name)
     if link.kind ~= "stun" then self.cache:set(key, cache.failed(state, now, ttl, expires)) end
     return nil, ttl
   end
@@ -361,6 +407,7 @@ function Broker:get(user)
   end
   local summary = "every provider failed: " .. table.concat(errors, "; ")
   if self.fallback == "none" then return nil, summary end
+  self.event("degraded", "stun")
   self.ctx.log("warn", summary .. "; serving STUN only")
   return self:compose({}), { provider = "stun", degraded = true, errors = errors }
 end

@@ -25,15 +25,7 @@ function M.new(config)
     if not LEVELS[level] then level = "info" end
     log(level, tostring(msg))
   end
-  if config.http then
-    ctx.http = config.http
-  else
-    local client -- made on first use: a broker that never calls out opens nothing
-    function ctx.http(req)
-      client = client or core.http_client()
-      return client:request(req)
-    end
-  end
+  ctx.http = config.http or require("iceservers.transport").auto()
   return ctx
 end
 

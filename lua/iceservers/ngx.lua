@@ -1,0 +1,200 @@
+--[[
+iceservers inside nginx (OpenResty's lua-nginx-module):
+
+  lua_shared_dict iceservers 1m;
+  location = /ice-servers {
+      content_by_lua_block { require("iceservers.ngx").serve() }
+  }
+  location = /ice-servers/metrics {   # internal: allow/deny as you see fit
+      content_by_lua_block { require("iceservers.ngx").metrics() }
+  }
+
+serve(broker, opts), both optional: without a broker, one is built per worker on first
+use from the environment (list the variables with nginx's `env` directive).
+The answers of REST providers are shared by all workers through the dict, and
+one request refreshes them for all.  Provider calls use cosockets, so a slow
+provider never blocks the worker.
+]]
+local iceservers = require "iceservers"
+local shm_cache = require "iceservers.shm_cache"
+local core = require "iceservers.core"
+
+local M = {}
+
+local DEFAULT_DICT = "iceservers"
+local METRIC_PREFIX = "metrics|"
+local LEVELS = { error = ngx.ERR, warn = ngx.WARN, info = ngx.INFO, debug = ngx.DEBUG }
+
+local function logger(level, msg)
+  ngx.log(LEVELS[level] or ngx.INFO, "iceservers: ", msg)
+end
+
+-- Counters in the shared dict: totals for the node, whichever worker counted.
+local function counter(dict)
+  return function(event, provider, value)
+    local base = METRIC_PREFIX .. event .. "|" .. (provider or "-")
+    dict:incr(base, 1, 0)
+    if event == "upstream" and value then dict:incr(base .. "|ms", value, 0) end
+  end
+end
+
+local function runtime(opts)
+  local dict_name = opts and opts.dict or DEFAULT_DICT
+  local cache = shm_cache.new(dict_name, opts)
+  return { cache = cache, log = logger, on_event = counter(cache.dict) }
+end
+
+-- A broker wired to nginx: the shared-dict cache, ngx.log, the metrics.
+function M.new(config, opts)
+  local c = {}
+  for k, v in pairs(config) do c[k] = v end
+  for k, v in pairs(runtime(opts)) do
+    if c[k] == nil then c[k] = v end
+  end
+  return iceservers.new(c)
+end
+
+function M.from_env(env, opts)
+  return iceservers.from_env(env, runtime(opts))
+end
+
+local worker_broker -- built once per worker, on the first request
+local warned_open = false
+
+local function reply(status, body, opts)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  if opts.cors_origin then
+    ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
+    ngx.header["Vary"] = "Origin"
+  end
+  ngx.print(body)
+  return ngx.exit(status)
+end
+
+local function failure(status, message, opts)
+  return reply(status, ('{"error":"%s"}'):format(message), opts)
+end
+
+-- Query arguments, and those of a form body (Janus POSTs them).
+local function params()
+  local args = ngx.req.get_uri_args(32)
+  local ctype = ngx.var.content_type or ""
+  if ngx.req.get_method() == "POST" and ctype:find("application/x-www-form-urlencoded", 1, true)
+  then
+    ngx.req.read_body()
+    local form = ngx.req.get_post_args(32)
+    for k, v in pairs(form or {}) do
+      if args[k] == nil then args[k] = v end
+    end
+  end
+  return args
+end
+
+local function one(v)
+  if type(v) == "table" then return v[1] end -- a repeated parameter: the first
+  if v == true then return "" end             -- a parameter without a value
+  return v
+end
+
+--[[
+opts:
+  user            function(ngx) -> user id or nil: who is asking (your auth layer's)
+  user_from_query true: take the user from ?username= (or ?user=); only behind auth
+  api_key         require ?key= / ?api= / form key / X-Api-Key to match (401 otherwise)
+  cors_origin     allowed Origin for CORS (and OPTIONS preflight answers)
+  dict            lua_shared_dict name (default "iceservers"); lock_timeout seconds
+]]
+function M.serve(broker, opts)
+  opts = opts or {}
+  local method = ngx.req.get_method()
+  if method == "OPTIONS" and opts.cors_origin then
+    ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
+    ngx.header["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    ngx.header["Access-Control-Allow-Headers"] = "Content-Type, X-Api-Key"
+    ngx.header["Access-Control-Max-Age"] = "600"
+    ngx.header["Vary"] = "Origin"
+    return ngx.exit(204)
+  end
+  if method ~= "GET" and method ~= "POST" then
+    ngx.header["Allow"] = opts.cors_origin and "GET, POST, OPTIONS" or "GET, POST"
+    return failure(405, "method not allowed", opts)
+  end
+
+  if not broker then
+    if not worker_broker then
+      local ok, built = pcall(M.from_env, nil, opts)
+      if not ok then
+        ngx.log(ngx.ERR, "iceservers: ", tostring(built))
+        return failure(503, "ICE servers are not configured", opts)
+      end
+      worker_broker = built
+    end
+    broker = worker_broker
+  end
+
+  local args = params()
+  if opts.api_key then
+    local given = one(args.key) or one(args.api) or ngx.var.http_x_api_key or ""
+    if not core.ct_equal(tostring(given), opts.api_key) then
+      return failure(401, "unauthorized", opts)
+    end
+  elseif not opts.user and not warned_open then
+    warned_open = true
+    ngx.log(ngx.WARN, "iceservers: this endpoint has neither opts.user nor opts.api_key: ",
+      "anyone who can reach it gets TURN credentials (fine behind your own auth)")
+  end
+
+  local format = one(args.format) or "webrtc"
+  if format ~= "webrtc" and format ~= "rest" then
+    return failure(400, "format must be webrtc or rest", opts)
+  end
+  local service = one(args.service)
+  if service and service ~= "turn" then
+    return failure(400, "service must be turn", opts)
+  end
+
+  local user
+  if opts.user then
+    user = opts.user(ngx)
+  elseif opts.user_from_query then
+    user = one(args.username) or one(args.user)
+    if user == "" then user = nil end
+  end
+
+  local servers, meta = broker:get(user)
+  if not servers then
+    ngx.log(ngx.ERR, "iceservers: ", meta)
+    return failure(503, "no ICE servers available", opts)
+  end
+  local json, err = iceservers.encode(servers, meta, format)
+  if not json then
+    ngx.log(ngx.ERR, "iceservers: ", err)
+    return failure(503, "no TURN servers available", opts)
+  end
+  return reply(200, json, opts)
+end
+
+-- The counters as JSON: {"hit": {"metered": 10}, "upstream": {...}, ...};
+-- "upstream_ms" holds the summed latency per provider.
+function M.metrics(opts)
+  local dict = ngx.shared[opts and opts.dict or DEFAULT_DICT]
+  local out = {}
+  if dict then
+    for _, key in ipairs(dict:get_keys(0)) do
+      local event, provider, ms = key:match("^metrics|([^|]+)|([^|]+)(|?m?s?)$")
+      if event then
+        local name = ms == "|ms" and event .. "_ms" or event
+        out[name] = out[name] or {}
+        out[name][provider] = dict:get(key)
+      end
+    end
+  end
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  local json = require("cjson").encode(out)
+  ngx.print(json == "[]" and "{}" or json)
+end
+
+return M
