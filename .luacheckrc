@@ -1,7 +1,7 @@
 std = "max"
 max_line_length = 100
 include_files = {
-  "lua", "spec", "bin", "bench/*.lua", "examples", "scripts/*.lua",
+  "lua", "spec", "bin", "bench/*.lua", "examples/**/*.lua", "scripts/*.lua",
   "rockspec/*.rockspec", ".busted", ".luacheckrc",
 }
 exclude_files = { "build", ".luarocks", "node_modules" }

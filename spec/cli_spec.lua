@@ -15,12 +15,7 @@ local function cli(env, args)
   if build then parts[#parts + 1] = "ICESERVERS_BUILD=" .. sh.quote(build) end
   parts[#parts + 1] = INTERP .. " bin/iceservers " .. (args or "")
   local _, _, code = sh.run(table.concat(parts, " ") .. " >" .. tmp .. "/out 2>" .. tmp .. "/err")
-  local function slurp(name)
-    local f = assert(io.open(tmp .. "/" .. name))
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
+  local function slurp(name) return assert(sh.read_file(tmp .. "/" .. name)) end
   local out, err = slurp("out"), slurp("err")
   sh.rmrf(tmp)
   return code, out, err
@@ -85,9 +80,7 @@ describe("bin/iceservers", function()
     assert.are.equal("", out)
     assert.are.equal(1, #lines(err))
     local tmp = sh.tmpdir()
-    local f = assert(io.open(tmp .. "/down.lua", "w"))
-    f:write('return { get = function() return nil, "HTTP 503" end }')
-    f:close()
+    sh.write_file(tmp .. "/down.lua", 'return { get = function() return nil, "HTTP 503" end }')
     code, out, err = cli({ TURN_PROVIDER = "down", ICESERVERS_PROVIDERS_DIR = tmp })
     sh.rmrf(tmp)
     assert.are.equal(0, code)

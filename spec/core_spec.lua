@@ -1,5 +1,6 @@
 -- iceservers.core: the C primitives, against published vectors and misuse.
 local core = require "iceservers.core"
+local sh = require "support.sh"
 
 local function unhex(s)
   return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
@@ -245,9 +246,7 @@ end)
 
 describe("core.version", function()
   local function rockspec_release()
-    local f = assert(io.open("rockspec/iceservers-scm-1.rockspec"))
-    local text = f:read("*a")
-    f:close()
+    local text = assert(sh.read_file("rockspec/iceservers-scm-1.rockspec"))
     return text:match('local release = "([^"]+)"')
   end
 
@@ -260,9 +259,7 @@ describe("core.version", function()
 
   it("is the one release number of the rockspec and the CHANGELOG", function()
     assert.are.equal(rockspec_release(), core.version.module)
-    local f = assert(io.open("CHANGELOG.md"))
-    local changelog = f:read("*a")
-    f:close()
+    local changelog = assert(sh.read_file("CHANGELOG.md"))
     assert.truthy(changelog:find("## " .. core.version.module, 1, true))
   end)
 end)
@@ -270,9 +267,7 @@ end)
 describe("core.stat", function()
   it("gives the modification time, size, mode and type of a path", function()
     local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write("12345")
-    f:close()
+    sh.write_file(path, "12345")
     os.execute("chmod 640 " .. path)
     local st = assert(core.stat(path))
     assert.are.equal(5, st.size)

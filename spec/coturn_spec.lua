@@ -45,12 +45,6 @@ local function endpoint(entry, transport)
   error("no turn: URL with transport=" .. transport .. " in " .. cjson.encode(urls))
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
 describe("credentials against a real coturn", function()
   local turn, tmp, urls
 
@@ -74,6 +68,22 @@ describe("credentials against a real coturn", function()
     assert.are.equal(expiry_of(entry.username), meta.expires)
     assert.are.equal(TTL, meta.ttl)
     return entry
+  end
+
+  -- Credentials for `name` from a broker made with `opts`, checked to be
+  -- signed with `secret`.
+  local function signed(opts, name, secret)
+    local entry = credentials(broker(opts), user(name))
+    assert.are.equal(sign(secret, entry.username), entry.credential)
+    return entry
+  end
+
+  -- The same from a secrets file (tmp/<file>) listing `secrets` in order: the
+  -- first one signs.
+  local function from_secrets_file(file, secrets, name)
+    local path = tmp .. "/" .. file
+    sh.write_file(path, table.concat(secrets, "\n") .. "\n")
+    return signed({ secret_file = path }, name, secrets[1])
   end
 
   local function allocate(entry, transport)
@@ -121,9 +131,7 @@ describe("credentials against a real coturn", function()
   end)
 
   it("accepts the broker's credentials over UDP", function()
-    local entry = credentials(broker{ secret = S1 }, user("alice"))
-    assert.are.equal(sign(S1, entry.username), entry.credential)
-    assert_accepted(entry, "udp")
+    assert_accepted(signed({ secret = S1 }, "alice", S1), "udp")
   end)
 
   it("accepts the broker's credentials over TCP", function()
@@ -146,9 +154,7 @@ describe("credentials against a real coturn", function()
     local name = user("carol")
     local ok, err = sh.run(("%s %s bin/iceservers --user %s --format webrtc >%s")
       :format(table.concat(env, " "), INTERP, sh.quote(name), sh.quote(outfile)))
-    local f = assert(io.open(outfile, "rb"))
-    local out = f:read("*a")
-    f:close()
+    local out = assert(sh.read_file(outfile))
     assert(ok, "bin/iceservers failed:\n" .. err .. out)
     local doc = cjson.decode(out)
     assert.are.equal(1, #doc.iceServers) -- STUN_URLS= : no STUN entry
@@ -160,36 +166,24 @@ describe("credentials against a real coturn", function()
   end)
 
   it("refuses credentials signed with a secret it does not hold", function()
-    local entry = credentials(broker{ secret = S3 }, user("mallory"))
-    assert.are.equal(sign(S3, entry.username), entry.credential)
-    assert_refused(entry, "udp")
+    assert_refused(signed({ secret = S3 }, "mallory", S3), "udp")
   end)
 
   it("refuses an expired credential (the broker on a clock two hours back)", function()
-    local entry = credentials(broker{ secret = S1, now = function() return os.time() - 7200 end },
-      user("dave"))
     -- Signed with a secret coturn holds: only the expiry can make it fail.
-    assert.are.equal(sign(S1, entry.username), entry.credential)
+    local entry = signed({ secret = S1, now = function() return os.time() - 7200 end }, "dave", S1)
     assert.is_true(expiry_of(entry.username) < os.time() - 60)
     assert_refused(entry, "udp")
   end)
 
   it("refuses once the broker signs with a secret coturn does not hold yet", function()
     -- Rotated too early: the new S3 first (it signs), the S2 coturn knows after it.
-    local file = tmp .. "/secrets-early"
-    write_file(file, S3 .. "\n" .. S2 .. "\n")
-    local entry = credentials(broker{ secret_file = file }, user("erin"))
-    assert.are.equal(sign(S3, entry.username), entry.credential)
-    assert_refused(entry, "udp")
+    assert_refused(from_secrets_file("secrets-early", { S3, S2 }, "erin"), "udp")
   end)
 
   it("accepts the new secret while coturn holds the old and the new one", function()
     -- Rotated in order: coturn got S2 beside S1 first, then the broker's file
     -- put S2 first (it signs) and kept S1 after it.
-    local file = tmp .. "/secrets-rotated"
-    write_file(file, S2 .. "\n" .. S1 .. "\n")
-    local entry = credentials(broker{ secret_file = file }, user("frank"))
-    assert.are.equal(sign(S2, entry.username), entry.credential)
-    assert_accepted(entry, "udp")
+    assert_accepted(from_secrets_file("secrets-rotated", { S2, S1 }, "frank"), "udp")
   end)
 end)

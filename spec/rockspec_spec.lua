@@ -31,9 +31,7 @@ end
 
 describe("rockspec/iceservers-scm-1.rockspec", function()
   it("lists every Lua module under lua/", function()
-    local f = assert(io.open("rockspec/iceservers-scm-1.rockspec"))
-    local text = f:read("*a")
-    f:close()
+    local text = assert(sh.read_file("rockspec/iceservers-scm-1.rockspec"))
     local ok, files = sh.run("cd lua && find . -name '*.lua' | sort")
     assert(ok, files)
     local count = 0

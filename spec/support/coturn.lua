@@ -175,7 +175,7 @@ function M.start(opts)
   end
   local realm = opts.realm or "iceservers.test"
   assert(type(realm) == "string" and realm:match("^[%w%.%-]+$"), "support.coturn: bad realm")
-  local dir = sh.tmpdir()
+  local dir = sh.tmpdir("coturn")
   local srv = setmetatable({ dir = dir, realm = realm }, Server)
   local last_log
   for attempt = 1, 4 do

@@ -5,9 +5,7 @@ local sh = require "support.sh"
 local M = {}
 
 function M.write(path, text, mode)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  sh.write_file(path, text)
   if mode then assert(sh.run(("chmod %s %s"):format(mode, sh.quote(path)))) end
   return path
 end

@@ -11,7 +11,7 @@ Lua 5.4 and LuaJIT alike.
   files      sh.tmpdir([name])      a new /tmp/iceservers-<name>.XXXXXX (name
                                     defaults to "spec")
              sh.rmrf(dir)           removes such a directory; refuses any other
-             sh.read_file(path)     -> contents, or nil when it cannot be opened
+             sh.read_file(path)     -> contents, or nil, err when it cannot be opened
              sh.write_file(path, text)
   time       sh.now()               monotonic seconds, for time bounds
              sh.sleep(seconds)
@@ -76,9 +76,10 @@ function M.rmrf(dir)
   M.run_clean("rm -rf " .. M.quote(dir))
 end
 
+-- The contents of path, or nil, io.open's message.
 function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
   local s = f:read("*a")
   f:close()
   return s
