@@ -281,9 +281,19 @@ local function read_pid(dir)
   return s and tonumber(s:match("%d+"))
 end
 
+--[[
+M.start(opts) starts one nginx and returns a Server.  opts:
+  server, http, main   text for the generated config (placeholders ${port} ...)
+  tls (true), names, workers (1), log_level ("warn")
+  template   instead: a whole nginx.conf to fill in, such as the example
+             examples/nginx/nginx.conf (${port} ${root} ${prefix} ${workers}
+             ${user} ${resolver} ${ca_file}); no TLS or silent server then
+  env        {NAME = value}: environment of nginx (listed with `env` in the
+             template, workers see them)
+]]
 function M.start(opts)
   opts = opts or {}
-  local tls = opts.tls ~= false
+  local tls = opts.tls ~= false and not opts.template
   local certs = tls and M.certs(opts.names) or {}
   local root = repo_root()
   local dir = sh.tmpdir("nginx")
@@ -310,10 +320,22 @@ function M.start(opts)
       server = expand(opts.server, vars),
     }, { __index = vars })
     conf_vars.tls_server = tls and expand(TLS_SERVER, conf_vars) or ""
-    write_file(dir .. "/nginx.conf", expand(CONF, conf_vars))
+    if opts.template then
+      local text = assert(read_file(opts.template))
+      write_file(dir .. "/nginx.conf", expand(text, setmetatable({
+        prefix = dir, user = uid:match("^0%s*$") and "root" or "nobody",
+        resolver = opts.resolver or "127.0.0.1", ca_file = opts.ca_file or certs.ca_file
+          or M.certs().ca_file,
+      }, { __index = conf_vars })))
+    else
+      write_file(dir .. "/nginx.conf", expand(CONF, conf_vars))
+    end
     write_file(dir .. "/error.log", "")
-    local ok, out = run(("nginx -p %s/ -c %s/nginx.conf -e %s/error.log >%s/start.log 2>&1")
-      :format(quote(dir), quote(dir), quote(dir), quote(dir)))
+    local env = {}
+    for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
+    local ok, out = run(("%snginx -p %s/ -c %s/nginx.conf -e %s/error.log >%s/start.log 2>&1")
+      :format(#env > 0 and ("env " .. table.concat(env, " ") .. " ") or "",
+        quote(dir), quote(dir), quote(dir), quote(dir)))
     if ok then break end
     local log = out .. (read_file(dir .. "/start.log") or "") .. srv:error_log()
     if attempt == 6 or not log:find("in use", 1, true) then -- else: a port was taken
@@ -327,7 +349,8 @@ function M.start(opts)
   local deadline = M.now() + START_DEADLINE
   while true do
     srv.pid = srv.pid or read_pid(dir)
-    if srv.pid and M.is_listening(srv.port) and M.is_listening(srv.silent_port)
+    if srv.pid and M.is_listening(srv.port)
+      and (opts.template or M.is_listening(srv.silent_port))
       and (not tls or M.is_listening(srv.tls_port)) then
       break
     end
