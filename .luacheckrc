@@ -1,10 +1,10 @@
 std = "max"
 max_line_length = 100
 include_files = {
-  "lua", "spec", "bin", "bench/*.lua", "examples/**/*.lua", "scripts/*.lua",
+  "lua", "spec/**/*.lua", "bin", "bench/**/*.lua", "examples/**/*.lua", "scripts/*.lua",
   "rockspec/*.rockspec", ".busted", ".luacheckrc",
 }
-exclude_files = { "build", ".luarocks", "node_modules" }
+exclude_files = { "build", ".luarocks", "**/node_modules" }
 files["spec"] = { std = "+busted" }
 files["rockspec/*.rockspec"] = { std = "+rockspec" }
 -- Files that run inside nginx see OpenResty's ngx API.

@@ -292,6 +292,8 @@ describe("bad input", function()
       required = true } }, get = function() return {} end }]])
     tmp.file("empty-secrets", "\n  \n")
     tmp.file("good-secrets", "a-secret\n")
+    tmp.file("open-secrets", "a-secret\n", "644")
+    tmp.file("group-secrets", "a-secret\n", "640")
   end)
   teardown(function() tmp.cleanup() end)
 
@@ -329,6 +331,8 @@ describe("bad input", function()
     { "a missing secrets file", with_urls { secret_file = "/nonexistent/secrets" },
       "No such file" },
     { "an empty secrets file", "empty-secrets", "holds no secret" },
+    { "a secrets file others can read", "open-secrets", "readable by group or others" },
+    { "a secrets file the group can read", "group-secrets", "chmod 600 it" },
     { "static without a password", { providers = "static", static = { username = "u",
       urls = TURN } }, "needs option 'password' (TURN_PASSWORD)" },
     { "a provider file with a syntax error", { providers = "syntax" }, "cannot load" },
@@ -369,6 +373,14 @@ describe("bad input", function()
       assert.is_nil(err:find("s3cret", 1, true))
     end)
   end
+
+  it("accepts a group-readable secrets file with ICESERVERS_ALLOW_INSECURE_SECRET_FILE=1",
+    function()
+      local broker = iceservers.from_env({ TURN_PROVIDER = "coturn", TURN_URLS = TURN[1],
+        TURN_SECRET_FILE = tmp.dir .. "/open-secrets",
+        ICESERVERS_ALLOW_INSECURE_SECRET_FILE = "1" })
+      assert.truthy(broker:get("x"))
+    end)
 
   it("raises on a non-table config and a bad env argument", function()
     assert.has_error(function() iceservers.new("coturn") end)

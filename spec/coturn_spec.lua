@@ -83,6 +83,7 @@ describe("credentials against a real coturn", function()
   local function from_secrets_file(file, secrets, name)
     local path = tmp .. "/" .. file
     sh.write_file(path, table.concat(secrets, "\n") .. "\n")
+    assert(sh.run("chmod 600 " .. sh.quote(path))) -- iceservers refuses a readable one
     return signed({ secret_file = path }, name, secrets[1])
   end
 

@@ -23,7 +23,21 @@ local function read_secrets(path)
   return list
 end
 
+-- Readable by group or others?  (No bit operators on Lua 5.1.)
+local function exposed(mode)
+  return math.floor(mode / 32) % 2 == 1 or math.floor(mode / 4) % 2 == 1
+end
+
+local function check_mode(path, info, allow)
+  if not allow and exposed(info.mode) then
+    return nil, ("the secrets file %s is readable by group or others (chmod 600 it, or set "
+      .. "ICESERVERS_ALLOW_INSECURE_SECRET_FILE=1)"):format(path)
+  end
+  return true
+end
+
 -- stat is core.stat; now is the broker's clock.  Raises on a config mistake.
+-- opts.allow_insecure accepts a secrets file that others can read.
 function M.new(opts, stat, now)
   if opts.secret and opts.secret_file then
     error("iceservers: set a secret or a secrets file (TURN_SECRET or TURN_SECRET_FILE), "
@@ -36,9 +50,12 @@ function M.new(opts, stat, now)
   if not opts.secret_file then
     error("iceservers: a TURN secret is needed (TURN_SECRET or TURN_SECRET_FILE)", 0)
   end
-  local self = setmetatable({ path = opts.secret_file, stat = stat, now = now }, M)
+  local self = setmetatable({ path = opts.secret_file, stat = stat, now = now,
+    allow = opts.allow_insecure }, M)
   local info, err = stat(self.path)
   if not info then error("iceservers: TURN_SECRET_FILE " .. err, 0) end
+  local safe, why = check_mode(self.path, info, self.allow)
+  if not safe then error("iceservers: " .. why, 0) end
   local list, rerr = read_secrets(self.path)
   if not list then error("iceservers: " .. rerr, 0) end
   self.list, self.mtime, self.size, self.checked = list, info.mtime, info.size, now()
@@ -54,6 +71,8 @@ function M:current()
   local info, err = self.stat(self.path)
   if not info then return nil, "TURN_SECRET_FILE " .. err end
   if info.mtime ~= self.mtime or info.size ~= self.size then
+    local safe, why = check_mode(self.path, info, self.allow)
+    if not safe then return nil, why end
     local list, rerr = read_secrets(self.path)
     if not list then return nil, rerr end
     self.list, self.mtime, self.size = list, info.mtime, info.size

@@ -6,15 +6,18 @@ local normalize = require "iceservers.normalize"
 
 return {
   options = {
-    secret = { env = "TURN_SECRET" },
+    secret = { env = "TURN_SECRET", secret = true },
     secret_file = { env = "TURN_SECRET_FILE" },
     urls = { env = "TURN_URLS", type = "list", required = true },
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
+    allow_insecure_secret_file = { env = "ICESERVERS_ALLOW_INSECURE_SECRET_FILE",
+      type = "boolean", default = false },
   },
 
   configure = function(opts, ctx)
     opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
-    opts.secrets = secrets.new(opts, ctx.crypto.stat, ctx.now)
+    opts.secrets = secrets.new({ secret = opts.secret, secret_file = opts.secret_file,
+      allow_insecure = opts.allow_insecure_secret_file }, ctx.crypto.stat, ctx.now)
     return opts
   end,
 
