@@ -236,6 +236,21 @@ describe("the provider chain", function()
       iceservers.encode(servers, meta))
   end)
 
+  it("warns when the fallback starts, then at most once a minute", function()
+    local lines, log = fx.recorder()
+    local clock = fx.clock()
+    local b = broker("down", { log = log, now = clock.now })
+    for _ = 1, 5 do
+      assert(b:get())
+      clock.t = clock.t + 10 -- past the backoff each time
+    end
+    assert.are.equal(1, #lines)
+    clock.t = clock.t + 20
+    assert(b:get())
+    assert.are.equal(2, #lines)
+    assert.matches("(4 more degraded answers since the last warning)", lines[2], 1, true)
+  end)
+
   it("returns nil, err listing every failure with TURN_FALLBACK=none", function()
     local servers, err = broker("down,boom", { fallback = "none" }):get("h")
     assert.is_nil(servers)

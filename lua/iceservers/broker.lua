@@ -145,7 +145,8 @@ local function link_ctx(base, name, defaults, secrets, event)
     local res, err = base.http(r)
     local ms = (base.clock() - t0) * 1000
     event("upstream", name, ms)
-    local target = tostring(r.url):match("^(%a+://[^/?#]+)") or "?"
+    local scheme, authority = tostring(r.url):match("^(%a+://)([^/?#]+)")
+    local target = scheme and (scheme .. authority:gsub("^.*@", "")) or "?"
     if res then
       ctx.log("info", ("%s %s/... -> %d in %.0f ms"):format(r.method or "GET", target,
         res.status, ms))
@@ -382,6 +383,22 @@ function Broker:direct(link, user, now)
   return list, {}
 end
 
+-- One warning when the fallback starts serving, then at most one a minute
+-- while it goes on (with how many answers it served meanwhile), so an outage
+-- under load does not flood the log.
+local WARN_EVERY = 60
+function Broker:warn_degraded(summary, now)
+  local w = self.degraded_warning
+  if w and now - w.at < WARN_EVERY and now >= w.at then
+    w.quiet = w.quiet + 1
+    return
+  end
+  local more = w and w.quiet > 0 and (" (%d more degraded answers since the last warning)")
+    :format(w.quiet) or ""
+  self.degraded_warning = { at = now, quiet = 0 }
+  self.ctx.log("warn", summary .. "; serving STUN only" .. more)
+end
+
 function Broker:get(user)
   local ok, err = check_user(user)
   if not ok then return nil, err end
@@ -400,6 +417,7 @@ function Broker:get(user)
         meta.expires = math.floor(entry.expires)
         meta.ttl = meta.expires - math.floor(now)
       end
+      self.degraded_warning = nil
       return self:compose(list), meta
     end
     errors = errors or {}
@@ -408,7 +426,7 @@ function Broker:get(user)
   local summary = "every provider failed: " .. table.concat(errors, "; ")
   if self.fallback == "none" then return nil, summary end
   self.event("degraded", "stun")
-  self.ctx.log("warn", summary .. "; serving STUN only")
+  self:warn_degraded(summary, now)
   return self:compose({}), { provider = "stun", degraded = true, errors = errors }
 end
 

@@ -21,10 +21,15 @@ function M.basic(ctx, user, password)
   return "Basic " .. ctx.crypto.b64encode(user .. ":" .. password)
 end
 
--- A base URL from configuration: http(s), no query, no trailing slash.
+-- A base URL from configuration: http(s), no query, no trailing slash, and
+-- no user:password@ (it would show in logs; credentials have their own
+-- variables).  The message never quotes the URL.
 function M.base_url(url, what)
   if type(url) ~= "string" or not url:match("^https?://[^/?#]+") or url:find("[?#%s]") then
     error(("%s must be an http:// or https:// base URL without a query"):format(what), 0)
+  end
+  if url:match("^https?://[^/?#]*@") then
+    error(("%s must not hold credentials (user:password@)"):format(what), 0)
   end
   return (url:gsub("/+$", ""))
 end
@@ -46,6 +51,60 @@ local function clip(s)
 end
 M.clip = clip
 
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The credentials req carries, as a provider could echo them: its
+-- Authorization header (whole, its credential part, and for Basic the decoded
+-- "user:password" and password), and the values of query parameters whose
+-- name says key, secret, token, password or auth, as sent and decoded.
+local function sent_secrets(ctx, req)
+  local out = {}
+  local function add(v)
+    if type(v) == "string" and #v >= 4 then out[#out + 1] = v end
+  end
+  for name, value in pairs(type(req.headers) == "table" and req.headers or {}) do
+    if type(name) == "string" and name:lower() == "authorization" and type(value) == "string" then
+      add(value)
+      local scheme, cred = value:match("^(%S+)%s+(%S+)")
+      add(cred)
+      if scheme and scheme:lower() == "basic" then
+        local plain = ctx.crypto.b64decode(cred)
+        add(plain)
+        add(plain and plain:match("^[^:]*:(.*)$"))
+      end
+    end
+  end
+  local query = tostring(req.url):match("%?([^#]*)") or ""
+  for name, value in query:gmatch("([^&=]+)=([^&]*)") do
+    local n = name:lower()
+    if n:find("key") or n:find("secret") or n:find("token") or n:find("pass")
+        or n:find("auth") then
+      add(value)
+      add(unescape(value))
+    end
+  end
+  table.sort(out, function(a, b) return #a > #b end)
+  return out
+end
+
+-- A provider's error text without the credentials req sent, then clipped:
+-- clipping first could cut a secret in two and leave half of it unredacted.
+function M.said(ctx, req, text)
+  text = tostring(text)
+  for _, secret in ipairs(sent_secrets(ctx, req)) do
+    local from = 1
+    while true do
+      local i, j = text:find(secret, from, true)
+      if not i then break end
+      text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(j + 1)
+      from = i + 10
+    end
+  end
+  return clip(text)
+end
+
 --[[
 Performs req through ctx.http and decodes a JSON answer.
   ok_status: a set of success codes, e.g. {[200] = true, [201] = true}
@@ -59,7 +118,7 @@ function M.json_call(ctx, req, ok_status, describe)
   if not ok then doc = nil end
   if not ok_status[res.status] then
     local said = type(doc) == "table" and describe and describe(doc, res)
-    return nil, said and ("%d %s"):format(res.status, clip(said))
+    return nil, said and ("%d %s"):format(res.status, M.said(ctx, req, said))
       or ("HTTP %d"):format(res.status), retry_after(res)
   end
   if type(doc) ~= "table" then

@@ -55,7 +55,7 @@ return {
     if opts.region then url = url .. "&region=" .. rest.escape(opts.region) end
     local doc, err, wait = rest.json_call(ctx, { url = url }, OK, said)
     if not doc then
-      if err:match("^401") and not opts.secret_key then
+      if (err:match("^401") or err == "HTTP 401") and not opts.secret_key then
         err = err .. " (TURN_API_KEY must be a credential's API key, not the account secret key)"
       end
       return nil, err, wait

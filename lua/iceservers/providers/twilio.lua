@@ -5,9 +5,18 @@ local rest = require "iceservers.rest"
 
 local MAX_TTL = 86400
 
+-- The error code as Twilio wrote it: cjson under Lua 5.4 decodes 20003 as 20003.0.
+local function code_text(code)
+  if type(code) == "number" and code % 1 == 0 and math.abs(code) < 2 ^ 53 then
+    return ("%d"):format(code)
+  end
+  return type(code) == "string" and code or nil
+end
+
 local function said(doc)
   local msg = type(doc.message) == "string" and doc.message or nil
-  if msg and doc.code then msg = ("%s (code %s)"):format(msg, tostring(doc.code)) end
+  local code = code_text(doc.code)
+  if msg and code then msg = ("%s (code %s)"):format(msg, code) end
   return msg
 end
 

@@ -31,15 +31,16 @@ return {
   end,
 
   get = function(ctx, _, opts)
-    local doc, err, wait = rest.json_call(ctx, {
+    local req = {
       method = "PUT",
       url = ("%s/_turn/%s"):format(opts.api_url, opts.channel),
       headers = { Authorization = opts.authorization, ["Content-Type"] = "application/json" },
       body = '{"format":"urls"}',
-    }, { [200] = true, [201] = true }, said)
+    }
+    local doc, err, wait = rest.json_call(ctx, req, { [200] = true, [201] = true }, said)
     if not doc then return nil, err, wait end
     if doc.s ~= "ok" then
-      return nil, "error: " .. rest.clip(type(doc.v) == "string" and doc.v or "unknown")
+      return nil, "error: " .. rest.said(ctx, req, type(doc.v) == "string" and doc.v or "unknown")
     end
     local servers = type(doc.v) == "table" and doc.v.iceServers
     if type(servers) ~= "table" then return nil, "the answer has no v.iceServers" end
