@@ -26,7 +26,8 @@ function gather(server) {
       const type = e.candidate.type || (e.candidate.candidate.match(/ typ (\w+)/) || [])[1];
       if (type in result) result[type] += 1;
       result.candidates.push({ type, protocol: e.candidate.protocol,
-                               address: e.candidate.address, port: e.candidate.port });
+                               address: e.candidate.address, port: e.candidate.port,
+                               relayProtocol: e.candidate.relayProtocol });
     };
     pc.onicecandidateerror = (e) => {
       result.errors.push({ url: e.url, code: e.errorCode, text: e.errorText });
@@ -45,6 +46,7 @@ function gather(server) {
 function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text;
+  td.style.whiteSpace = "pre-line"; // one URL or error a line
   if (cls) td.className = cls;
   return td;
 }
