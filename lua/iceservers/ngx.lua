@@ -155,16 +155,22 @@ function M.serve(broker, opts)
     return failure(400, "service must be turn", opts)
   end
 
-  local user
+  local user, from_query
   if opts.user then
     user = opts.user(ngx)
   elseif opts.user_from_query then
     user = one(args.username) or one(args.user)
     if user == "" then user = nil end
+    from_query = user ~= nil
   end
 
   local servers, meta = broker:get(user)
   if not servers then
+    -- a username the client sent that the broker refuses is the client's error
+    if from_query and tostring(meta):find("^invalid user") then
+      ngx.log(ngx.INFO, "iceservers: ", meta)
+      return failure(400, "invalid username", opts)
+    end
     ngx.log(ngx.ERR, "iceservers: ", meta)
     return failure(503, "no ICE servers available", opts)
   end

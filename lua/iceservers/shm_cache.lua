@@ -7,7 +7,7 @@ local cjson = require "cjson.safe"
 local M = {}
 M.__index = M
 
-local LOCK_TTL, WAIT_STEP = 10, 0.01
+local LOCK_TTL, WAIT_STEP = 30, 0.01 -- longer than any refresh (two calls of 5 s for Metered)
 
 -- dict_name: the lua_shared_dict; opts.lock_timeout: seconds a request waits
 -- for another's refresh (default 5, like the default HTTP timeout).

@@ -186,7 +186,14 @@ function M.request(req)
   end
   if tls and sock:getreusedtimes() == 0 then
     sock:settimeout(remaining_ms(deadline))
-    local session, herr = sock:sslhandshake(nil, host, verify)
+    -- Older lua-resty-core (Debian 12 has 0.1.25; openresty/lua-resty-core
+    -- issue #499) raises "assertion failed!" instead of returning nil, err
+    -- when a handshake that completed at once fails certificate verification.
+    local done, session, herr = pcall(sock.sslhandshake, sock, nil, host, verify)
+    if not done then
+      session, herr = nil, tostring(session):find("assertion failed", 1, true)
+        and "certificate verification failed" or tostring(session):match("^[^\n]*")
+    end
     if not session then
       sock:close()
       return fail(req, target, "TLS handshake failed: " .. tostring(herr))
