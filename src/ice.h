@@ -35,4 +35,26 @@ ICE_HIDDEN void ice_open_sys(lua_State *L);
 ICE_HIDDEN int ice_http_global_init(lua_State *L);
 ICE_HIDDEN void ice_open_http(lua_State *L);
 
+/*
+ * What ice_http.c does with the bytes a server sends, reachable on its own so
+ * that fuzz/fuzz_http_headers.c can drive it.  The libcurl callbacks (ud is an
+ * ice_buf) copy a chunk into the buffer and return its size, or 0 when the
+ * buffer's limit (b->over set) or memory stops the transfer; a header line that
+ * starts with "HTTP/" (a new response: after a 1xx or a proxy's answer) empties
+ * the header buffer first.  ice_push_headers pushes the table of a header block:
+ * lower-cased names, trimmed values, repeated headers joined with ", ".
+ */
+#define ICE_HEADER_CAP (64 * 1024) /* response header block; more is an error */
+typedef struct {
+    char *data;
+    size_t len, cap, limit;
+    int over; /* set when the limit stopped the transfer */
+} ice_buf;
+ICE_HIDDEN void ice_buf_reset(ice_buf *b, size_t limit);
+ICE_HIDDEN void ice_buf_free(ice_buf *b);
+ICE_HIDDEN size_t ice_on_body(char *p, size_t size, size_t n, void *ud);
+ICE_HIDDEN int ice_header_block_ended(const ice_buf *b);
+ICE_HIDDEN size_t ice_on_header(char *p, size_t size, size_t n, void *ud);
+ICE_HIDDEN void ice_push_headers(lua_State *L, const char *p, size_t n);
+
 #endif

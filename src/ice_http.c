@@ -22,13 +22,9 @@
 #define DEFAULT_TIMEOUT 5.0
 #define DEFAULT_CONNECT_TIMEOUT 2.0
 #define DEFAULT_MAX_BODY (1024.0 * 1024.0)
-#define HEADER_CAP (64 * 1024) /* response header block; more is an error */
+#define HEADER_CAP ICE_HEADER_CAP
 
-typedef struct {
-    char *data;
-    size_t len, cap, limit;
-    int over; /* set when the limit stopped the transfer */
-} buf;
+typedef ice_buf buf;
 
 typedef struct {
     CURL *easy;
@@ -53,7 +49,7 @@ typedef struct {
 
 /* ---- buffers ---------------------------------------------------------- */
 
-static void buf_reset(buf *b, size_t limit)
+void ice_buf_reset(buf *b, size_t limit)
 {
     if (b->cap > 256 * 1024) { /* do not keep a huge body alive in a pool */
         free(b->data);
@@ -65,7 +61,7 @@ static void buf_reset(buf *b, size_t limit)
     b->over = 0;
 }
 
-static void buf_free(buf *b)
+void ice_buf_free(buf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
@@ -94,17 +90,30 @@ static int buf_add(buf *b, const char *p, size_t n)
     return 1;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+size_t ice_on_body(char *p, size_t size, size_t n, void *ud)
 {
     buf *b = (buf *)ud;
     return buf_add(b, p, size * n) ? size * n : 0;
 }
 
 /* Only the last response's headers count (a proxy or 1xx may come first). */
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+/* Is the collected block empty, or closed by its blank line? */
+int ice_header_block_ended(const buf *b)
+{
+    const char *d = b->data;
+    size_t n = b->len;
+    return n == 0 || (n >= 2 && d[n - 1] == '\n' &&
+                      (d[n - 2] == '\n' || (n >= 3 && d[n - 2] == '\r' && d[n - 3] == '\n')));
+}
+
+/*
+ * A status line after a finished block starts the next response (a 1xx, or
+ * a proxy's CONNECT answer, comes first); one inside a block is just a line.
+ */
+size_t ice_on_header(char *p, size_t size, size_t n, void *ud)
 {
     buf *b = (buf *)ud;
-    if (size * n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    if (size * n >= 5 && memcmp(p, "HTTP/", 5) == 0 && ice_header_block_ended(b))
         b->len = 0;
     return buf_add(b, p, size * n) ? size * n : 0;
 }
@@ -123,8 +132,8 @@ static void client_release(lua_State *L, client *c)
     curl_slist_free_all(c->resolve);
     curl_slist_free_all(c->forget);
     c->headers = c->resolve = c->forget = NULL;
-    buf_free(&c->body);
-    buf_free(&c->head);
+    ice_buf_free(&c->body);
+    ice_buf_free(&c->head);
     luaL_unref(L, LUA_REGISTRYINDEX, c->defaults_ref);
     c->defaults_ref = LUA_NOREF;
 }
@@ -459,26 +468,25 @@ static int scheme_allowed(const char *url)
             return push_failure(L, r, "libcurl rejected %s", #opt);         \
     } while (0)
 
-static int push_response(lua_State *L, client *c)
+/*
+ * The header block of the last response (what ice_on_header kept): one
+ * "Name: value" per line; status lines, lines without a colon and lines that
+ * start with one are skipped.  Pushes a table of lower-cased names to values
+ * with their surrounding blanks (and the line's CR) trimmed.  It reads exactly
+ * n bytes: the block may hold anything, NULs included.
+ */
+void ice_push_headers(lua_State *L, const char *p, size_t n)
 {
-    long status = 0;
-    const char *p, *end;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, (lua_Integer)status);
-    lua_setfield(L, -2, "status");
-    lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
-    lua_setfield(L, -2, "body");
+    const char *end = p ? p + n : p;
     lua_newtable(L);
-    p = c->head.data;
-    end = p ? p + c->head.len : p;
     while (p && p < end) {
         const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
         const char *colon, *v, *ve;
         if (eol == NULL)
             eol = end;
         colon = (const char *)memchr(p, ':', (size_t)(eol - p));
-        if (colon && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+        /* the length first: a short last line must not be compared past the end */
+        if (colon && colon > p && !(eol - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
             luaL_Buffer name;
             const char *k;
             v = colon + 1;
@@ -493,18 +501,33 @@ static int push_response(lua_State *L, client *c)
             luaL_pushresult(&name);
             lua_pushvalue(L, -1);
             lua_rawget(L, -3);
-            if (lua_isstring(L, -1)) { /* repeated header: join as RFC 9110 allows */
+            /* A repeated header is joined with ", " as RFC 9110 allows; an
+               empty one adds nothing, since empty list elements do not count
+               (section 5.6.1), and joining it would leave a dangling ", ". */
+            if (lua_type(L, -1) != LUA_TSTRING || ice_rawlen(L, -1) == 0) {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v));
+            } else if (ve > v) {
                 lua_pushliteral(L, ", ");
                 lua_pushlstring(L, v, (size_t)(ve - v));
                 lua_concat(L, 3);
-            } else {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(ve - v));
             }
             lua_rawset(L, -3);
         }
         p = eol + 1;
     }
+}
+
+static int push_response(lua_State *L, client *c)
+{
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+    lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
+    lua_setfield(L, -2, "body");
+    ice_push_headers(L, c->head.data, c->head.len);
     lua_setfield(L, -2, "headers");
     return 1;
 }
@@ -526,8 +549,8 @@ static int perform(lua_State *L, client *c, int req, int defs)
     curl_easy_reset(c->easy); /* keeps the connection and DNS caches */
     curl_slist_free_all(c->headers);
     c->headers = NULL;
-    buf_reset(&c->body, (size_t)r->max_body);
-    buf_reset(&c->head, HEADER_CAP);
+    ice_buf_reset(&c->body, (size_t)r->max_body);
+    ice_buf_reset(&c->head, HEADER_CAP);
     c->errbuf[0] = '\0';
 
     if ((err = add_headers(L, c, r->headers_idx, 0)) != NULL ||
@@ -561,9 +584,9 @@ static int perform(lua_State *L, client *c, int req, int defs)
         SET(CURLOPT_PROXY, r->proxy); /* "" turns off the *_proxy variables */
     SET(CURLOPT_USERAGENT, "iceservers/" ICE_VERSION_STRING);
     SET(CURLOPT_ERRORBUFFER, c->errbuf);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEFUNCTION, ice_on_body);
     SET(CURLOPT_WRITEDATA, &c->body);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERFUNCTION, ice_on_header);
     SET(CURLOPT_HEADERDATA, &c->head);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
     if (c->headers)
