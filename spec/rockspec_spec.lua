@@ -6,9 +6,9 @@ local function install(lua_version, interpreter)
   local work = sh.tmpdir()
   local tree = work .. "/tree"
   -- A copy of the tracked sources, so the build litters nothing here.
-  assert(sh.run("tar --exclude=./build --exclude=./.git -cf - . | tar -C "
+  assert(sh.run_clean("tar --exclude=./build --exclude=./.git -cf - . | tar -C "
     .. sh.quote(work) .. " -xf - && mkdir -p " .. sh.quote(work .. "/src")))
-  local ok, out = sh.run("cd " .. sh.quote(work) .. " && luarocks --lua-version "
+  local ok, out = sh.run_clean("cd " .. sh.quote(work) .. " && luarocks --lua-version "
     .. lua_version .. " make --deps-mode=none --tree " .. sh.quote(tree)
     .. " rockspec/iceservers-scm-1.rockspec")
   assert(ok, out)
@@ -19,9 +19,9 @@ local function install(lua_version, interpreter)
       tree .. "/share/lua/" .. lua_version .. "/?.lua;" .. tree .. "/share/lua/" .. lua_version
         .. "/?/init.lua;",
       tree .. "/lib/lua/" .. lua_version .. "/?.so;")
-  local ran, got = sh.run("cd / && " .. interpreter .. " -e " .. sh.quote(probe))
+  local ran, got = sh.run_clean("cd / && " .. interpreter .. " -e " .. sh.quote(probe))
   -- The installed wrapper, with the tree's paths as `luarocks path` gives them.
-  local cli_ok, cli_out = sh.run("cd / && env -i PATH=/usr/bin:/bin sh -c "
+  local cli_ok, cli_out = sh.run_clean("cd / && env -i PATH=/usr/bin:/bin sh -c "
     .. sh.quote("eval \"$(luarocks --lua-version " .. lua_version .. " path --tree "
       .. sh.quote(tree) .. ")\" && " .. sh.quote(tree .. "/bin/iceservers")))
   sh.rmrf(work)
@@ -32,7 +32,7 @@ end
 describe("rockspec/iceservers-scm-1.rockspec", function()
   it("lists every Lua module under lua/", function()
     local text = assert(sh.read_file("rockspec/iceservers-scm-1.rockspec"))
-    local ok, files = sh.run("cd lua && find . -name '*.lua' | sort")
+    local ok, files = sh.run_clean("cd lua && find . -name '*.lua' | sort")
     assert(ok, files)
     local count = 0
     for path in files:gmatch("%./([^\n]+)") do

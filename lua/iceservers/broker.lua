@@ -4,6 +4,7 @@
 -- first, and falls back to STUN only when every provider fails.
 local cache = require "iceservers.cache"
 local context = require "iceservers.context"
+local encode = require "iceservers.encode"
 local loader = require "iceservers.loader"
 local normalize = require "iceservers.normalize"
 local options = require "iceservers.options"
@@ -13,11 +14,15 @@ local M = {}
 local Broker = {}
 Broker.__index = Broker
 
+local concat, floor = table.concat, math.floor
+local WEAK_KEYS = { __mode = "k" }
+local NOTHING = {} -- the provider list of a fallback answer (never modified)
+
 local DEFAULT_STUN = { "stun:stun.l.google.com:19302" }
 local TOP_KEYS = {
   providers = true, stun_urls = true, fallback = true, providers_dir = true,
   log = true, http = true, now = true, clock = true, cache = true, on_event = true,
-  ca_file = true, http_timeout = true, resolve = true, cache_ttl = true,
+  ca_file = true, http_timeout = true, connect_timeout = true, resolve = true, cache_ttl = true,
 }
 
 local function fail(fmt, ...)
@@ -183,11 +188,19 @@ function M.build(config, env)
   local stun_urls = config.stun_urls
   if stun_urls == nil then stun_urls = DEFAULT_STUN end
   self.stun, self.stun_seen = stun_entry(list_of(stun_urls, "stun_urls", ","))
+  self.stun_json = self.stun and encode.server(encode.strings(self.stun.urls))
+  -- What get and json compute once per list or URL table that does not change
+  -- (a cached answer's, a canonical provider's): see Broker:answer.
+  self.filtered = setmetatable({}, WEAK_KEYS)  -- urls -> the URLs compose keeps, or false
+  self.urls_text = setmetatable({}, WEAK_KEYS) -- urls -> those as JSON, or false
+  self.texts = setmetatable({}, WEAK_KEYS)     -- list -> {webrtc =, rest_head =, rest_tail =}
   self.cache = backend or cache.memory()
   self.event = config.on_event or function() end
   self.cache_ttl = positive(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
   local http_defaults = {
     timeout = positive(config.http_timeout, "http_timeout (ICESERVERS_HTTP_TIMEOUT)", 5),
+    connect_timeout = positive(config.connect_timeout,
+      "connect_timeout (ICESERVERS_CONNECT_TIMEOUT)", 2),
     cafile = config.ca_file,
     resolve = resolve_map(config.resolve),
   }
@@ -203,7 +216,7 @@ function M.build(config, env)
   self.chain = {}
   local used = {}
   for _, name in ipairs(names) do
-    local provider, canonical = loader.load(name, dirs)
+    local provider, canonical, builtin = loader.load(name, dirs)
     if used[canonical] then fail("provider '%s' appears twice in the chain", name) end
     used[canonical] = true
     local decl = provider.options or {}
@@ -219,9 +232,12 @@ function M.build(config, env)
     local link = {
       name = name, provider = provider, opts = opts, kind = provider.kind or "turn",
       shared = provider.shared == true, secrets = secrets,
+      -- a built-in whose answers are already what normalize.answer would make
+      canonical = builtin and provider.canonical == true,
       ctx = link_ctx(self.ctx, name, http_defaults, secrets, self.event),
     }
     link.key = cache_key(self.ctx, name, opts)
+    link.backoff_key = link.key .. "|backoff"
     self.chain[#self.chain + 1] = link
   end
   return self
@@ -241,22 +257,41 @@ local function check_user(user)
   return true
 end
 
+-- The URLs of one provider entry that compose keeps: those the STUN entry
+-- does not already have; false when none is left.  Remembered per URL table
+-- when the caller says the table does not change (stable).
+function Broker:kept(urls, stable)
+  if stable then
+    local kept = self.filtered[urls]
+    if kept ~= nil then return kept end
+  end
+  local seen, out, n = self.stun_seen, {}, 0
+  for i = 1, #urls do
+    local u = urls[i]
+    if not seen[u] then n = n + 1; out[n] = u end
+  end
+  out = n > 0 and out
+  if stable then self.filtered[urls] = out end
+  return out
+end
+
+local unpack = table.unpack or rawget(_G, "unpack")
+
 -- The STUN entry first, then the provider's entries without the STUN URLs
 -- that entry already has.  Fresh tables each time: callers may keep or edit them.
-function Broker:compose(list)
-  local out = {}
+function Broker:compose(list, stable)
+  local out, n = {}, 0
   if self.stun then
-    local urls = {}
-    for i, u in ipairs(self.stun.urls) do urls[i] = u end
-    out[1] = { urls = urls }
+    n = 1
+    out[1] = { urls = { unpack(self.stun.urls) } }
   end
-  for _, entry in ipairs(list) do
-    local urls = {}
-    for _, u in ipairs(entry.urls) do
-      if not self.stun_seen[u] then urls[#urls + 1] = u end
-    end
-    if #urls > 0 then
-      out[#out + 1] = { urls = urls, username = entry.username, credential = entry.credential }
+  for i = 1, #list do
+    local entry = list[i]
+    local urls = self:kept(entry.urls, stable)
+    if urls then
+      n = n + 1
+      out[n] = { urls = { unpack(urls) }, username = entry.username,
+        credential = entry.credential }
     end
   end
   return out
@@ -275,14 +310,14 @@ local function call(link, user)
   local ok, servers, ttl, expires = pcall(link.provider.get, link.ctx, user, link.opts)
   if not ok then return nil, "failed: " .. tostring(servers) end
   if servers == nil then return nil, ttl or "no answer", tonumber(expires) end
-  local list = normalize.answer(servers)
+  local list = link.canonical and servers or normalize.answer(servers)
   if link.kind ~= "stun" and not has_turn(list) then
     return nil, "no valid TURN server in the answer"
   end
   return list, tonumber(ttl), tonumber(expires)
 end
 
-local function backoff_key(link) return link.key .. "|backoff" end
+local function backoff_key(link) return link.backoff_key end
 
 -- With a backend that can lock (nginx's shared dict), one request refreshes
 -- for all: the others serve the still-usable answer, or, with none, wait for
@@ -363,7 +398,8 @@ function Broker:shared(link, user, now)
 end
 
 -- A provider asked on every get (coturn signs locally; its own providers may
--- answer per user), with the same backoff when it fails.
+-- answer per user), with the same backoff when it fails.  Returns list,
+-- expires (false when the answer has no lifetime); or nil, why.
 function Broker:direct(link, user, now)
   local key = backoff_key(link)
   local state = link.kind ~= "stun" and self.cache:get(key) or nil
@@ -377,10 +413,7 @@ function Broker:direct(link, user, now)
     return nil, ttl
   end
   if state then self.cache:set(key, nil) end
-  if ttl or expires then
-    return list, { expires = expires or now + ttl, lifetime = ttl or expires - now }
-  end
-  return list, {}
+  return list, expires or (ttl and now + ttl) or false
 end
 
 -- One warning when the fallback starts serving, then at most one a minute
@@ -399,35 +432,124 @@ function Broker:warn_degraded(summary, now)
   self.ctx.log("warn", summary .. "; serving STUN only" .. more)
 end
 
-function Broker:get(user)
+-- What get answers before compose: the provider's list (or NOTHING for the
+-- fallback), meta, and which of its tables stay as they are, so that what is
+-- computed from them can be kept: "list" (a cached answer's list, whole) or
+-- "urls" (a canonical provider's URL tables); or nil, err.
+function Broker:answer(user)
   local ok, err = check_user(user)
   if not ok then return nil, err end
   local now = self.ctx.now()
   local errors
-  for _, link in ipairs(self.chain) do
-    local list, entry, stale
+  local chain = self.chain
+  for i = 1, #chain do
+    local link = chain[i]
+    local list, entry, stale, expires
     if link.shared then
       list, entry, stale = self:shared(link, user, now)
+      expires = list and has_turn(list) and entry.expires
     else
       list, entry = self:direct(link, user, now)
+      expires = list and entry and has_turn(list) and entry
     end
     if list then
-      local meta = { provider = link.name, stale = stale or nil }
-      if has_turn(list) and entry.expires then
-        meta.expires = math.floor(entry.expires)
-        meta.ttl = meta.expires - math.floor(now)
-      end
       self.degraded_warning = nil
-      return self:compose(list), meta
+      local stable = link.shared and "list" or link.canonical and "urls" or nil
+      if expires then
+        expires = floor(expires)
+        return list, { provider = link.name, stale = stale or nil, expires = expires,
+          ttl = expires - floor(now) }, stable
+      end
+      return list, { provider = link.name, stale = stale or nil }, stable
     end
     errors = errors or {}
     errors[#errors + 1] = link.name .. ": " .. first_line(redact(entry, link.secrets))
   end
-  local summary = "every provider failed: " .. table.concat(errors, "; ")
+  local summary = "every provider failed: " .. concat(errors, "; ")
   if self.fallback == "none" then return nil, summary end
   self.event("degraded", "stun")
   self:warn_degraded(summary, now)
-  return self:compose({}), { provider = "stun", degraded = true, errors = errors }
+  return NOTHING, { provider = "stun", degraded = true, errors = errors }, "list"
+end
+
+function Broker:get(user)
+  local list, meta, stable = self:answer(user)
+  if not list then return nil, meta end
+  return self:compose(list, stable), meta
+end
+
+-- The URLs compose keeps of one entry, as JSON; false when none is left.
+function Broker:urls_json(urls, stable)
+  if stable then
+    local text = self.urls_text[urls]
+    if text ~= nil then return text end
+  end
+  local kept = self:kept(urls, stable)
+  text = kept and encode.strings(kept)
+  if stable then self.urls_text[urls] = text end
+  return text
+end
+
+-- The iceServers array of compose(list), as JSON.
+function Broker:servers_json(list, stable)
+  local parts, n = {}, 0
+  if self.stun_json then n = 1; parts[1] = self.stun_json end
+  for i = 1, #list do
+    local entry = list[i]
+    local urls = self:urls_json(entry.urls, stable)
+    if urls then
+      n = n + 1
+      parts[n] = encode.server(urls, entry.username, entry.credential)
+    end
+  end
+  return "[" .. concat(parts, ",") .. "]"
+end
+
+--[[
+Broker:json(user[, format]): the answer as JSON text, the bytes that
+iceservers.encode(broker:get(user)) writes, without building get's tables;
+the text of a cached answer is written once per answer and format and reused
+(with the ttl of the moment) until the answer is refreshed.  This is what the
+nginx endpoint serves.  Returns json, meta; or nil, err, "get" where get
+returns nil, err; or nil, err, "encode" where encode does (the rest format of
+an answer without TURN).  An unknown format raises, as in encode.
+]]
+function Broker:json(user, format)
+  format = format or "webrtc"
+  if format ~= "webrtc" and format ~= "rest" then
+    error(("iceservers: unknown format %q (webrtc or rest)"):format(tostring(format)), 2)
+  end
+  local list, meta, stable = self:answer(user)
+  if not list then return nil, meta, "get" end
+  -- A cached answer's list (or the fallback's) is the same table until the
+  -- answer changes, so its text is kept with it.
+  local texts
+  if stable == "list" then
+    texts = self.texts[list]
+    if not texts then
+      texts = {}
+      self.texts[list] = texts
+    end
+  end
+  if format == "webrtc" then
+    local array = texts and texts.webrtc
+    if not array then
+      array = self:servers_json(list, stable)
+      if texts then texts.webrtc = array end
+    end
+    return '{"iceServers":' .. array .. encode.webrtc_tail(meta), meta
+  end
+  local head, tail
+  if texts and texts.rest_head then
+    head, tail = texts.rest_head, texts.rest_tail
+  else
+    -- compose keeps every TURN entry and URL as they are, so the rest text of
+    -- compose(list) is the list's
+    head, tail = encode.rest_parts(list)
+    if not head then return nil, tail, "encode" end
+    if texts then texts.rest_head, texts.rest_tail = head, tail end
+  end
+  return encode.rest_text(head, tail, meta), meta
 end
 
 -- The provider names of the chain, in order (for logs and the CLI).

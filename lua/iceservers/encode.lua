@@ -1,25 +1,100 @@
 -- JSON for clients: the W3C shape ({"iceServers": [...]}) or the TURN REST API
--- draft's ({"username", "password", "ttl", "uris"}).  The outer objects are
--- written by hand because Debian's lua-cjson 2.1.0 encodes an empty table as
--- {} and has no empty-array marker; each server entry is never empty.
+-- draft's ({"username", "password", "ttl", "uris"}).  Written by hand, because
+-- Debian's lua-cjson 2.1.0 encodes an empty table as {} and has no empty-array
+-- marker, and because it is the hot path of the nginx endpoint: an entry is
+-- written in the W3C order (urls, username, credential), and strings are
+-- escaped exactly as cjson escapes them (cjson itself writes any string that
+-- needs escaping, and any entry that is not of the RTCIceServer shape).  The
+-- broker builds its cached answers (Broker:json) from the same pieces, so the
+-- two write the same bytes.
 local cjson = require "cjson"
 
 local M = {}
 
-local function array(items)
+local find, format, concat = string.find, string.format, table.concat
+local type, next, getmetatable, ipairs = type, next, getmetatable, ipairs
+
+-- A JSON string, byte for byte what cjson writes: it escapes the control
+-- characters, DEL, '"', '\' and '/', and nothing else.
+local function str(s)
+  if find(s, '[%c"\\/]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+M.string = str
+
+-- A JSON array of strings: ["a","b"].
+local function strings(items)
+  local n = #items
+  if n == 1 then return "[" .. str(items[1]) .. "]" end
   local parts = {}
-  for i = 1, #items do parts[i] = cjson.encode(items[i]) end
-  return "[" .. table.concat(parts, ",") .. "]"
+  for i = 1, n do parts[i] = str(items[i]) end
+  return "[" .. concat(parts, ",") .. "]"
+end
+M.strings = strings
+
+-- One entry from its URLs already written as JSON (`strings`).
+local function server(urls_json, username, credential)
+  if username == nil then
+    if credential == nil then return '{"urls":' .. urls_json .. "}" end
+    return '{"urls":' .. urls_json .. ',"credential":' .. str(credential) .. "}"
+  end
+  if credential == nil then
+    return '{"urls":' .. urls_json .. ',"username":' .. str(username) .. "}"
+  end
+  return '{"urls":' .. urls_json .. ',"username":' .. str(username) .. ',"credential":'
+    .. str(credential) .. "}"
+end
+M.server = server
+
+local ENTRY_KEYS = { urls = true, username = true, credential = true }
+
+-- A plain array of one or more strings (keys 1..n, nothing else)?
+local function is_strings(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil then return false end
+  local n = #t
+  if n == 0 then return false end
+  for i = 1, n do
+    if type(t[i]) ~= "string" then return false end
+  end
+  local count = 0
+  for _ in next, t do count = count + 1 end
+  return count == n
 end
 
-local function webrtc(servers, meta)
-  local out = { '{"iceServers":', array(servers) }
-  if meta.ttl and meta.expires then
-    out[#out + 1] = (',"ttl":%d,"expires":%d'):format(meta.ttl, meta.expires)
+-- Any entry: by hand when it has the RTCIceServer shape, else through cjson.
+local function entry(e)
+  if type(e) == "table" and getmetatable(e) == nil then
+    local ok = true
+    for k in next, e do
+      if not ENTRY_KEYS[k] then ok = false; break end
+    end
+    local u, c = e.username, e.credential
+    if ok and is_strings(e.urls) and (u == nil or type(u) == "string")
+        and (c == nil or type(c) == "string") then
+      return server(strings(e.urls), u, c)
+    end
   end
-  if meta.degraded then out[#out + 1] = ',"degraded":true' end
-  out[#out + 1] = "}"
-  return table.concat(out)
+  return cjson.encode(e)
+end
+
+-- What follows the iceServers array: ttl and expires (with TURN credentials),
+-- "degraded" when the fallback served, and the closing brace.
+local function webrtc_tail(meta)
+  if meta.ttl and meta.expires then
+    if meta.degraded then
+      return format(',"ttl":%d,"expires":%d,"degraded":true}', meta.ttl, meta.expires)
+    end
+    return format(',"ttl":%d,"expires":%d}', meta.ttl, meta.expires)
+  end
+  if meta.degraded then return ',"degraded":true}' end
+  return "}"
+end
+M.webrtc_tail = webrtc_tail
+
+local function webrtc(servers, meta)
+  local parts = {}
+  for i = 1, #servers do parts[i] = entry(servers[i]) end
+  return '{"iceServers":[' .. concat(parts, ",") .. "]" .. webrtc_tail(meta)
 end
 
 local function is_turn(url)
@@ -27,8 +102,10 @@ local function is_turn(url)
 end
 
 -- The draft carries one credential: the first TURN entry's, with the URIs of
--- every TURN entry that shares it.
-local function rest(servers, meta)
+-- every TURN entry that shares it.  Returns the text before the ttl
+-- ('{"username":...,"password":...') and after it (',"uris":[...]}'), or
+-- nil, err.
+local function rest_parts(servers)
   local first
   for _, s in ipairs(servers) do
     if s.username and is_turn(s.urls[1] or "") then first = s; break end
@@ -44,25 +121,32 @@ local function rest(servers, meta)
       end
     end
   end
-  local out = {
-    '{"username":', cjson.encode(first.username),
-    ',"password":', cjson.encode(first.credential),
-  }
-  if meta.ttl then out[#out + 1] = (',"ttl":%d'):format(meta.ttl) end
-  out[#out + 1] = ',"uris":' .. array(uris) .. "}"
-  return table.concat(out)
+  return '{"username":' .. cjson.encode(first.username) .. ',"password":'
+    .. cjson.encode(first.credential), ',"uris":' .. strings(uris) .. "}"
 end
+M.rest_parts = rest_parts
+
+local function rest_text(head, tail, meta)
+  if meta.ttl then return head .. format(',"ttl":%d', meta.ttl) .. tail end
+  return head .. tail
+end
+M.rest_text = rest_text
 
 -- Returns the JSON text, or nil, err.
-function M.encode(servers, meta, format)
+function M.encode(servers, meta, format_name)
   if type(servers) ~= "table" then
     error("iceservers.encode: servers must be the list broker:get returned", 2)
   end
   meta = meta or {}
-  format = format or "webrtc"
-  if format == "webrtc" then return webrtc(servers, meta) end
-  if format == "rest" then return rest(servers, meta) end
-  error(("iceservers.encode: unknown format %q (webrtc or rest)"):format(tostring(format)), 2)
+  format_name = format_name or "webrtc"
+  if format_name == "webrtc" then return webrtc(servers, meta) end
+  if format_name == "rest" then
+    local head, tail = rest_parts(servers)
+    if not head then return nil, tail end
+    return rest_text(head, tail, meta)
+  end
+  error(("iceservers.encode: unknown format %q (webrtc or rest)"):format(tostring(format_name)),
+    2)
 end
 
 return M

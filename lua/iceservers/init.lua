@@ -57,6 +57,7 @@ function M.from_env(env, extra)
     providers_dir = var("ICESERVERS_PROVIDERS_DIR"),
     ca_file = var("ICESERVERS_CA_FILE"),
     http_timeout = var("ICESERVERS_HTTP_TIMEOUT"),
+    connect_timeout = var("ICESERVERS_CONNECT_TIMEOUT"),
     resolve = var("ICESERVERS_RESOLVE"),
     cache_ttl = var("ICESERVERS_CACHE_TTL"),
   }

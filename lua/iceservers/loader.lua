@@ -45,7 +45,8 @@ local function load_file(path, name)
   return check(provider, name, path)
 end
 
--- Returns the provider table and the canonical name it is known by.
+-- Returns the provider table, the canonical name it is known by, and whether
+-- it is a built-in (not an operator's file).
 function M.load(name, dirs)
   if type(name) ~= "string" or not name:match("^[%w_][%w_%-]*$") then
     fail("provider name %q is not a name (letters, digits, '_' and '-')", tostring(name))
@@ -55,7 +56,7 @@ function M.load(name, dirs)
     local path = dir:gsub("/+$", "") .. "/" .. name .. ".lua"
     if file_exists(path) then
       if not loaded[path] then loaded[path] = load_file(path, name) end
-      return loaded[path], name
+      return loaded[path], name, false
     end
   end
   local module = "iceservers.providers." .. canonical:gsub("%-", "_")
@@ -70,7 +71,7 @@ function M.load(name, dirs)
     end
     loaded[module] = check(provider, name, module)
   end
-  return loaded[module], canonical
+  return loaded[module], canonical, true
 end
 
 return M

@@ -21,6 +21,10 @@ return {
     return opts
   end,
 
+  -- get's entries are canonical already (normalize.turn_urls in configure, a
+  -- non-empty username and password): the broker need not normalize them.
+  canonical = true,
+
   get = function(ctx, user, opts)
     local list, err = opts.secrets:current()
     if not list then return nil, err end

@@ -14,6 +14,7 @@ return {
     opts.urls = require("iceservers.normalize").turn_urls(opts.urls, "TURN_URLS")
     return opts
   end,
+  canonical = true, -- get's entry is canonical already (see coturn.lua)
   get = function(_, _, opts)
     return { { urls = opts.urls, username = opts.username, credential = opts.password } }, opts.ttl
   end,
