@@ -17,6 +17,7 @@ local M = {}
 local VERSION = require("iceservers.core")._VERSION
 local DEFAULTS = { timeout = 5, connect_timeout = 2, max_body = 1024 * 1024 }
 local KEEPALIVE_MS, POOL_SIZE = 60000, 16
+local HEADER_CAP = 64 * 1024 -- response header block, as libcurl's client (ICE_HEADER_CAP)
 
 local function fail(req, target, what)
   return nil, ("%s %s/...: %s"):format(req.method or "GET", target, what)
@@ -48,16 +49,86 @@ local function remaining_ms(deadline)
   return math.max(1, math.floor((deadline - ngx.now()) * 1000))
 end
 
-local function read_headers(sock, deadline)
-  local status_line, err = sock:receive("*l")
+-- The response is read through receiveany, never receive(n) or receive("*l"):
+-- nginx re-arms a cosocket's read timer whenever bytes arrive, so one of those
+-- against a server that drips a byte a second would outlast any timeout.
+-- receiveany returns what has arrived, and each wait gets what is left of the
+-- deadline.  Returns line(limit, why) (without its CR and LF; nil, why when
+-- more than limit bytes come without one), bytes(n), rest(cap) (up to the
+-- close) and drained() (nothing read beyond the response).
+local function reader(sock, deadline)
+  local buf, pos = "", 1 -- received and not consumed: buf:sub(pos)
+  local function more()
+    if ngx.now() >= deadline then return nil, "timeout" end
+    sock:settimeout(remaining_ms(deadline))
+    local data, err = sock:receiveany(65536)
+    if not data then return nil, err end
+    buf, pos = buf:sub(pos) .. data, 1
+    return true
+  end
+  local r = {}
+  function r.line(limit, why)
+    local from = pos
+    while true do
+      local i = buf:find("\n", from, true)
+      if i then
+        local line = buf:sub(pos, i - 1):gsub("\r", "")
+        pos = i + 1
+        return line
+      end
+      if #buf - pos + 1 > limit then return nil, why end
+      from = #buf - pos + 2 -- where the next search starts once more() has run
+      local ok, err = more()
+      if not ok then return nil, err end
+    end
+  end
+  function r.bytes(n)
+    local parts, have = {}, 0
+    while true do
+      local want = n - have
+      if #buf - pos + 1 >= want then
+        parts[#parts + 1] = buf:sub(pos, pos + want - 1)
+        pos = pos + want
+        return table.concat(parts)
+      end
+      parts[#parts + 1] = buf:sub(pos)
+      have = have + #buf - pos + 1
+      buf, pos = "", 1
+      local ok, err = more()
+      if not ok then return nil, err end
+    end
+  end
+  function r.rest(cap)
+    local parts, size = {}, 0
+    while true do
+      parts[#parts + 1] = buf:sub(pos)
+      size = size + #buf - pos + 1
+      buf, pos = "", 1
+      if size > cap then return nil, "over" end
+      local ok, err = more()
+      if not ok then
+        if err == "closed" then return table.concat(parts) end
+        return nil, err
+      end
+    end
+  end
+  function r.drained() return pos > #buf end
+  return r
+end
+
+local function read_headers(rd)
+  local left = HEADER_CAP
+  local status_line, err = rd.line(left, "headers over")
   if not status_line then return nil, err end
+  left = left - #status_line - 2
   local version, status = status_line:match("^HTTP/(%d%.%d) (%d%d%d)")
   if not status then return nil, "malformed status line" end
   local headers = {}
   while true do
-    sock:settimeout(remaining_ms(deadline))
-    local line, lerr = sock:receive("*l")
+    local line, lerr = rd.line(left, "headers over")
     if not line then return nil, lerr end
+    left = left - #line - 2
+    if left < 0 then return nil, "headers over" end
     if line == "" then break end
     local name, value = line:match("^([^:]+):%s*(.-)%s*$")
     if name then
@@ -68,46 +139,27 @@ local function read_headers(sock, deadline)
   return tonumber(status), headers, version
 end
 
-local function read_chunked(sock, deadline, cap)
+local function read_chunked(rd, cap)
   local parts, size = {}, 0
   while true do
-    sock:settimeout(remaining_ms(deadline))
-    local line, err = sock:receive("*l")
+    local line, err = rd.line(HEADER_CAP, "malformed chunked body")
     if not line then return nil, err end
     local n = tonumber(line:match("^%s*(%x+)"), 16)
     if not n then return nil, "malformed chunked body" end
     if n == 0 then
       repeat -- trailers, up to the empty line
-        sock:settimeout(remaining_ms(deadline))
-        line, err = sock:receive("*l")
+        line, err = rd.line(HEADER_CAP, "malformed chunked body")
         if not line then return nil, err end
       until line == ""
       return table.concat(parts)
     end
     size = size + n
     if size > cap then return nil, "over" end
-    sock:settimeout(remaining_ms(deadline))
-    local data, derr = sock:receive(n)
+    local data, derr = rd.bytes(n)
     if not data then return nil, derr end
     parts[#parts + 1] = data
-    sock:settimeout(remaining_ms(deadline))
-    local crlf, cerr = sock:receive(2)
+    local crlf, cerr = rd.bytes(2)
     if crlf ~= "\r\n" then return nil, cerr or "malformed chunked body" end
-  end
-end
-
-local function read_to_close(sock, deadline, cap)
-  local parts, size = {}, 0
-  while true do
-    sock:settimeout(remaining_ms(deadline))
-    local data, err = sock:receiveany(65536)
-    if not data then
-      if err == "closed" then return table.concat(parts) end
-      return nil, err
-    end
-    size = size + #data
-    if size > cap then return nil, "over" end
-    parts[#parts + 1] = data
   end
 end
 
@@ -208,6 +260,9 @@ function M.request(req)
     if what == "over" then
       return fail(req, target, ("response body over max_body (%d bytes)"):format(cap))
     end
+    if what == "headers over" then
+      return fail(req, target, ("response headers over %d bytes"):format(HEADER_CAP))
+    end
     return fail(req, target, tostring(what))
   end
 
@@ -215,10 +270,10 @@ function M.request(req)
   local sent, serr = sock:send(text)
   if not sent then return broken(serr) end
 
+  local rd = reader(sock, deadline)
   local status, headers, version
   repeat -- skip 1xx interim answers
-    sock:settimeout(remaining_ms(deadline))
-    status, headers, version = read_headers(sock, deadline)
+    status, headers, version = read_headers(rd)
     if not status then return broken(headers) end
   until status >= 200
 
@@ -228,18 +283,17 @@ function M.request(req)
   if req.method == "HEAD" or status == 204 or status == 304 then
     body = ""
   elseif (headers["transfer-encoding"] or ""):lower():find("chunked") then
-    body, berr = read_chunked(sock, deadline, cap)
+    body, berr = read_chunked(rd, cap)
   elseif length then
     if length > cap then return broken("over") end
-    sock:settimeout(remaining_ms(deadline))
-    body, berr = sock:receive(length)
+    body, berr = rd.bytes(length)
   else
-    body, berr = read_to_close(sock, deadline, cap)
+    body, berr = rd.rest(cap)
     reusable = false
   end
   if not body then return broken(berr) end
 
-  if reusable then
+  if reusable and rd.drained() then
     sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
   else
     sock:close()
