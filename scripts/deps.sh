@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
- coturn valgrind clang-14 libclang-rt-14-dev
+ coturn valgrind clang-14 libclang-rt-14-dev wrk
  chromium"
 # Node.js and npm (for the browser test's playwright-core) from Debian only
 # when none is on PATH: a node installed another way (18 or later) is used.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the test suites and ends with one line "N passed, N failed" summing
-# them all.  Usage: test.sh all|unit|valgrind|asan
+# them all.  Usage: test.sh all|unit|valgrind|asan|soak|fuzz
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -81,12 +81,41 @@ asan_suite() {
   fi
 }
 
+# A short soak (scripts/soak.sh; `make soak` is the 60 s one): 20 s of wrk
+# against the example nginx.conf serving coturn and a cached REST provider whose
+# mock fails one call in five.  Non-2xx answers, descriptors and the logs are
+# checked; worker RSS growth is only reported.  It prints busted's summary line.
+soak_suite() {
+  build LUA_VERSION=5.1
+  run soak env SOAK_SECONDS=20 SOAK_WARMUP=10 SOAK_RSS=report sh scripts/soak.sh
+}
+
+# libFuzzer on the C core (fuzz/), FUZZ_SECONDS per target (60 in CI), from the
+# committed corpus; a crash, leak or sanitizer report fails it.
+fuzz_suite() {
+  log="$log_dir/fuzz.log"
+  echo "== fuzz: make fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-60}"
+  make --no-print-directory -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" 2>&1 | tee "$log"
+  line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "== fuzz: no summary line"
+    failed=$((failed + 1)); status=1
+    return
+  fi
+  ok=$(echo "$line" | awk '{print $2}')
+  bad=$(echo "$line" | awk '{print $4}')
+  passed=$((passed + ok)); failed=$((failed + bad))
+  [ "$bad" = 0 ] || status=1
+}
+
 case "$what" in
   unit) unit ;;
   valgrind) valgrind_suite ;;
   asan) asan_suite ;;
-  all) unit; valgrind_suite; asan_suite ;;
-  *) echo "usage: $0 all|unit|valgrind|asan" >&2; exit 2 ;;
+  soak) soak_suite ;;
+  fuzz) fuzz_suite ;;
+  all) unit; valgrind_suite; asan_suite; soak_suite; fuzz_suite ;;
+  *) echo "usage: $0 all|unit|valgrind|asan|soak|fuzz" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"
