@@ -111,6 +111,21 @@ bench-hmac:
 	$(CC) -O2 -o build/hmac_variants bench/hmac_variants.c $(OPENSSL_LIBS)
 	./build/hmac_variants
 
+# ---- benchmarks -----------------------------------------------------------------
+# make bench [BENCH_ARGS="--runs 7 --only B1,B3"]: installs what the benchmarks
+# compare against (scripts/bench-deps.sh: not needed by make deps or make test),
+# builds both cores and the C ceiling, then bench/run.lua (about 6 minutes) prints
+# the table and writes bench/RESULTS.md.  See bench/README.md.
+BENCH_ARGS ?=
+.PHONY: bench
+bench:
+	sh scripts/bench-deps.sh
+	@$(MAKE) --no-print-directory -s LUA_VERSION=5.4 all
+	@$(MAKE) --no-print-directory -s LUA_VERSION=5.1 all
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra -o build/bench/ceiling bench/ceiling.c $(OPENSSL_LIBS)
+	lua5.4 bench/run.lua $(BENCH_ARGS)
+
 # ---- fuzzing ------------------------------------------------------------------
 # make fuzz [FUZZ_SECONDS=60]: each fuzz/fuzz_*.c, a libFuzzer harness, built with
 # clang-14 and ASan+UBSan against src/*.c and Lua 5.4, then run for FUZZ_SECONDS
@@ -135,3 +150,16 @@ fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.h $(SRCS) $(HDRS) $(ROCKSPEC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(SRCS) $(FUZZ_LIBS)
+
+# ---- soak ---------------------------------------------------------------------
+# make soak [SOAK_SECONDS=60]: wrk for SOAK_SECONDS against the example nginx.conf
+# (2 workers) serving coturn and a cached REST provider whose mock fails one
+# call in five (scripts/soak.sh, soak/soak.lua): 0 non-2xx, no descriptor growth,
+# no unexpected [error] line, no secret in the logs, worker RSS growth under
+# 5 % (after a 30 s warm-up).  Ends with "N successes / N failures / N errors";
+# the report, error logs and wrk output in build/soak/.
+SOAK_SECONDS ?= 60
+
+.PHONY: soak
+soak:
+	@SOAK_SECONDS=$(SOAK_SECONDS) sh scripts/soak.sh

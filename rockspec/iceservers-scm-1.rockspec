@@ -47,6 +47,7 @@ build = {
       ["iceservers.cache"] = "lua/iceservers/cache.lua",
       ["iceservers.context"] = "lua/iceservers/context.lua",
       ["iceservers.encode"] = "lua/iceservers/encode.lua",
+      ["iceservers.fast"] = "lua/iceservers/fast.lua",
       ["iceservers.loader"] = "lua/iceservers/loader.lua",
       ["iceservers.ngx"] = "lua/iceservers/ngx.lua",
       ["iceservers.normalize"] = "lua/iceservers/normalize.lua",

@@ -1,7 +1,8 @@
 /*
- * Text codecs: RFC 4648 base64 (standard alphabet, padded) and lowercase hex.
- * Output goes through luaL_Buffer in fixed chunks, so there is no allocation of
- * our own to lose if Lua raises (and no luaL_buffinitsize, which LuaJIT lacks).
+ * Text codecs: RFC 4648 base64 (standard alphabet, padded), lowercase hex, and
+ * JSON string quoting.  Output goes through luaL_Buffer in fixed chunks, so
+ * there is no allocation of our own to lose if Lua raises (and no
+ * luaL_buffinitsize, which LuaJIT lacks).
  */
 #include <string.h>
 #include "ice.h"
@@ -154,12 +155,114 @@ static int l_hex(lua_State *L)
     return 1;
 }
 
+/*
+ * core.json_quote(s, ...): each string as a JSON string literal, escaped byte
+ * for byte as lua-cjson 2.1 escapes it (the control characters, DEL, '"', '\\'
+ * and '/'; other bytes, UTF-8 or not, are copied), so that iceservers.encode
+ * writes what cjson would.  The endpoint quotes a username and a password per
+ * request with one call: a short string is written on the stack and pushed
+ * once (LuaJIT's luaL_addlstring copies byte by byte), a long one goes
+ * through luaL_Buffer in chunks.
+ */
+#define JSON_ESC_MAX 6 /* "\u001f" */
+#define JSON_STACK_IN 120
+
+/* The second character of a two-character escape, 'u' for \u00XX, 0 for none. */
+static const unsigned char json_esc[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '/',
+    ['\\'] = '\\', [127] = 'u',
+};
+
+/* Escapes s[0..n) into out, which has room for JSON_ESC_MAX * n bytes: runs of
+ * bytes that need no escape are found first and copied whole. */
+static size_t json_escape_into(const unsigned char *s, size_t n, char *out)
+{
+    static const char hexdig[] = "0123456789abcdef";
+    size_t i = 0, o = 0;
+    while (i < n) {
+        size_t start = i;
+        unsigned char c, e;
+        while (i < n && json_esc[s[i]] == 0)
+            i++;
+        memcpy(out + o, s + start, i - start);
+        o += i - start;
+        if (i == n)
+            break;
+        c = s[i++];
+        e = json_esc[c];
+        out[o++] = '\\';
+        out[o++] = (char)e;
+        if (e == 'u') {
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hexdig[c >> 4];
+            out[o++] = hexdig[c & 15];
+        }
+    }
+    return o;
+}
+
+/* Input bytes per chunk whose escaped form fits LUAL_BUFFERSIZE. */
+#define JSON_CHUNK_IN (LUAL_BUFFERSIZE / JSON_ESC_MAX)
+
+/* json_quote for LuaJIT's FFI (lua/iceservers/fast.lua); out has room for
+ * 2 + JSON_ESC_MAX * n bytes.  Returns the length written. */
+ICE_API size_t iceservers_ffi_json_quote(const char *s, size_t n, char *out)
+{
+    size_t o = 1 + json_escape_into((const unsigned char *)s, n, out + 1);
+    out[0] = out[o++] = '"';
+    return o;
+}
+
+/* Pushes the quoted form of the string at stack index arg. */
+static void json_quote_arg(lua_State *L, int arg)
+{
+    size_t n;
+    const unsigned char *s;
+    luaL_checktype(L, arg, LUA_TSTRING);
+    s = (const unsigned char *)lua_tolstring(L, arg, &n);
+    if (n <= JSON_STACK_IN) {
+        char out[2 + JSON_ESC_MAX * JSON_STACK_IN];
+        size_t o = 1 + json_escape_into(s, n, out + 1);
+        out[0] = out[o++] = '"';
+        lua_pushlstring(L, out, o);
+    } else {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addchar(&b, '"');
+        while (n > 0) {
+            size_t take = n > JSON_CHUNK_IN ? JSON_CHUNK_IN : n;
+            char *out = luaL_prepbuffer(&b);
+            size_t o = json_escape_into(s, take, out);
+            luaL_addsize(&b, o);
+            s += take;
+            n -= take;
+        }
+        luaL_addchar(&b, '"');
+        luaL_pushresult(&b);
+    }
+}
+
+static int l_json_quote(lua_State *L)
+{
+    int n = lua_gettop(L), i;
+    if (n == 0)
+        luaL_checktype(L, 1, LUA_TSTRING); /* raises: at least one string */
+    luaL_checkstack(L, n + 2, "too many strings");
+    for (i = 1; i <= n; i++)
+        json_quote_arg(L, i);
+    return n;
+}
+
 void ice_open_codec(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"b64encode", l_b64encode},
         {"b64decode", l_b64decode},
         {"hex", l_hex},
+        {"json_quote", l_json_quote},
         {NULL, NULL},
     };
     ice_setfuncs(L, funcs);

@@ -181,6 +181,23 @@ static int l_signer_b64digest(lua_State *L)
     return 1;
 }
 
+/*
+ * The same for LuaJIT's FFI (lua/iceservers/fast.lua): a compiled trace calls
+ * this without leaving the trace, which a Lua C function would make it do on
+ * every request of the nginx endpoint.  signer is the payload of a hmac_key
+ * userdata; out has room for ICE_B64_LEN(EVP_MAX_MD_SIZE) bytes.  Returns the
+ * length written, 0 on failure.
+ */
+ICE_API size_t iceservers_ffi_b64digest(const void *signer_ud, const char *msg, size_t n,
+                                        char *out)
+{
+    const signer *s = (const signer *)signer_ud;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    if (s == NULL || s->md == NULL || !signer_mac(s, (const unsigned char *)msg, n, mac))
+        return 0;
+    return ice_b64_encode(mac, s->md->size, out);
+}
+
 static int l_signer_gc(lua_State *L)
 {
     signer *s = (signer *)luaL_checkudata(L, 1, SIGNER_MT);

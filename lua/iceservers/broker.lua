@@ -15,6 +15,7 @@ local Broker = {}
 Broker.__index = Broker
 
 local concat, floor = table.concat, math.floor
+local quote = encode.string
 local WEAK_KEYS = { __mode = "k" }
 local NOTHING = {} -- the provider list of a fallback answer (never modified)
 
@@ -194,6 +195,9 @@ function M.build(config, env)
   self.filtered = setmetatable({}, WEAK_KEYS)  -- urls -> the URLs compose keeps, or false
   self.urls_text = setmetatable({}, WEAK_KEYS) -- urls -> those as JSON, or false
   self.texts = setmetatable({}, WEAK_KEYS)     -- list -> {webrtc =, rest_head =, rest_tail =}
+  self.protos = setmetatable({}, WEAK_KEYS)    -- list -> what compose makes of it
+  self.heads = setmetatable({}, WEAK_KEYS)     -- urls -> JSON text up to a username, or false
+  self.tail = { text = "}" }                   -- the last webrtc tail written, its ttl, expires
   self.cache = backend or cache.memory()
   self.event = config.on_event or function() end
   self.cache_ttl = positive(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
@@ -234,10 +238,19 @@ function M.build(config, env)
       shared = provider.shared == true, secrets = secrets,
       -- a built-in whose answers are already what normalize.answer would make
       canonical = builtin and provider.canonical == true,
+      -- and its one credential without the list around it (see coturn.lua)
+      credential = builtin and provider.canonical == true
+        and type(provider.credential) == "function" and provider.credential or nil,
       ctx = link_ctx(self.ctx, name, http_defaults, secrets, self.event),
     }
     link.key = cache_key(self.ctx, name, opts)
     link.backoff_key = link.key .. "|backoff"
+    -- Whether get reads the provider's backoff state before asking it (in nginx
+    -- a shared-dict read per request): not for a STUN provider, nor for a
+    -- built-in that cannot fail with these options (coturn with an inline
+    -- secret signs locally; static), which never has one, until it fails.
+    link.backoff = link.kind ~= "stun" and not (builtin
+      and type(provider.never_fails) == "function" and provider.never_fails(opts) == true)
     self.chain[#self.chain + 1] = link
   end
   return self
@@ -277,23 +290,46 @@ end
 
 local unpack = table.unpack or rawget(_G, "unpack")
 
+-- A fresh copy of an array of URLs (most hold one or two).
+local function copy(urls)
+  local n = #urls
+  if n == 1 then return { urls[1] } end
+  if n == 2 then return { urls[1], urls[2] } end
+  return { unpack(urls, 1, n) }
+end
+
 -- The STUN entry first, then the provider's entries without the STUN URLs
--- that entry already has.  Fresh tables each time: callers may keep or edit them.
+-- that entry already has.  Fresh tables each time: callers may keep or edit
+-- them.  What compose makes of a list that does not change (stable "list":
+-- a cached answer) is kept, and only copied on the next calls.
 function Broker:compose(list, stable)
+  local proto = stable == "list" and self.protos[list]
   local out, n = {}, 0
+  if proto then
+    for i = 1, #proto do
+      local e = proto[i]
+      out[i] = { urls = copy(e.urls), username = e.username, credential = e.credential }
+    end
+    return out
+  end
+  proto = stable == "list" and {}
   if self.stun then
     n = 1
-    out[1] = { urls = { unpack(self.stun.urls) } }
+    out[1] = { urls = copy(self.stun.urls) }
+    if proto then proto[1] = { urls = self.stun.urls } end
   end
   for i = 1, #list do
     local entry = list[i]
     local urls = self:kept(entry.urls, stable)
     if urls then
       n = n + 1
-      out[n] = { urls = { unpack(urls) }, username = entry.username,
-        credential = entry.credential }
+      out[n] = { urls = copy(urls), username = entry.username, credential = entry.credential }
+      if proto then
+        proto[n] = { urls = urls, username = entry.username, credential = entry.credential }
+      end
     end
   end
+  if proto then self.protos[list] = proto end
   return out
 end
 
@@ -315,6 +351,16 @@ local function call(link, user)
     return nil, "no valid TURN server in the answer"
   end
   return list, tonumber(ttl), tonumber(expires)
+end
+
+-- call() for the JSON path of a provider of one credential: URLs, ttl,
+-- expires, username, password; or nil, why, retry_after.
+local function call_credential(link, user, now)
+  local ok, username, password, urls, ttl, expires = pcall(link.credential, link.ctx, user,
+    link.opts, now)
+  if not ok then return nil, "failed: " .. tostring(username) end
+  if username == nil then return nil, password or "no answer", tonumber(urls) end
+  return urls, tonumber(ttl), tonumber(expires), username, password
 end
 
 local function backoff_key(link) return link.backoff_key end
@@ -399,21 +445,33 @@ end
 
 -- A provider asked on every get (coturn signs locally; its own providers may
 -- answer per user), with the same backoff when it fails.  Returns list,
--- expires (false when the answer has no lifetime); or nil, why.
-function Broker:direct(link, user, now)
-  local key = backoff_key(link)
-  local state = link.kind ~= "stun" and self.cache:get(key) or nil
-  if cache.blocked(state, now) then
+-- expires (false when the answer has no lifetime); or nil, why.  With lean,
+-- a provider of one credential answers URLs, expires, username, password.
+function Broker:direct(link, user, now, lean)
+  local key = link.backoff_key
+  local state = link.backoff and self.cache:get(key) or nil
+  if state and cache.blocked(state, now) then
     return nil, ("%s (not retried for %d s)"):format(state.why, math.ceil(state.until_t - now))
   end
-  local list, ttl, expires = call(link, user)
-  if not list then
-    self.event("failure", link.name)
-    if link.kind ~= "stun" then self.cache:set(key, cache.failed(state, now, ttl, expires)) end
-    return nil, ttl
+  local list, ttl, expires, username, password
+  if lean and link.credential then
+    list, ttl, expires, username, password = call_credential(link, user, now)
+  else
+    list, ttl, expires = call(link, user)
   end
+  if not list then return nil, self:direct_failed(link, state, now, ttl, expires) end
   if state then self.cache:set(key, nil) end
-  return list, expires or (ttl and now + ttl) or false
+  return list, expires or (ttl and now + ttl) or false, username, password
+end
+
+-- What a failure of a direct provider leaves: an event, and its backoff.
+function Broker:direct_failed(link, state, now, why, retry_after)
+  self.event("failure", link.name)
+  if link.kind ~= "stun" then
+    link.backoff = true -- a provider that was not to fail did: read its state from now on
+    self.cache:set(link.backoff_key, cache.failed(state, now, why, retry_after))
+  end
+  return why
 end
 
 -- One warning when the fallback starts serving, then at most one a minute
@@ -432,35 +490,42 @@ function Broker:warn_degraded(summary, now)
   self.ctx.log("warn", summary .. "; serving STUN only" .. more)
 end
 
--- What get answers before compose: the provider's list (or NOTHING for the
--- fallback), meta, and which of its tables stay as they are, so that what is
--- computed from them can be kept: "list" (a cached answer's list, whole) or
--- "urls" (a canonical provider's URL tables); or nil, err.
-function Broker:answer(user)
-  local ok, err = check_user(user)
-  if not ok then return nil, err end
-  local now = self.ctx.now()
-  local errors
+-- What get answers, before compose and meta (get and json each make what
+-- they need of it): list, provider name, stale, expires, ttl, stable,
+-- errors; or nil, err.  The list is NOTHING for the fallback, which alone
+-- has errors.  stable tells which of the list's tables stay as they are, so
+-- that what is computed from them can be kept: "list" (a cached answer's
+-- list, whole) or "urls" (a canonical provider's URL tables).  With lean, a
+-- provider of one credential answers its URLs for the list, and its
+-- username and password after errors.
+function Broker:answer(user, lean, from, errors, now)
+  if not from then
+    local ok, err = check_user(user)
+    if not ok then return nil, err end
+    now = self.ctx.now()
+  end
   local chain = self.chain
-  for i = 1, #chain do
+  for i = from or 1, #chain do
     local link = chain[i]
-    local list, entry, stale, expires
+    local list, entry, stale, expires, username, password
     if link.shared then
       list, entry, stale = self:shared(link, user, now)
-      expires = list and has_turn(list) and entry.expires
+      -- a list from the cache has TURN entries (only such lists are cached)
+      expires = list and (entry and entry.list == list or has_turn(list)) and entry.expires
     else
-      list, entry = self:direct(link, user, now)
-      expires = list and entry and has_turn(list) and entry
+      list, entry, username, password = self:direct(link, user, now, lean)
+      -- call() made sure a TURN provider's list has TURN entries
+      expires = list and entry and (link.kind ~= "stun" or has_turn(list)) and entry
     end
     if list then
       self.degraded_warning = nil
       local stable = link.shared and "list" or link.canonical and "urls" or nil
       if expires then
         expires = floor(expires)
-        return list, { provider = link.name, stale = stale or nil, expires = expires,
-          ttl = expires - floor(now) }, stable
+        return list, link.name, stale, expires, expires - floor(now), stable, nil, username,
+          password
       end
-      return list, { provider = link.name, stale = stale or nil }, stable
+      return list, link.name, stale, nil, nil, stable, nil, username, password
     end
     errors = errors or {}
     errors[#errors + 1] = link.name .. ": " .. first_line(redact(entry, link.secrets))
@@ -469,12 +534,18 @@ function Broker:answer(user)
   if self.fallback == "none" then return nil, summary end
   self.event("degraded", "stun")
   self:warn_degraded(summary, now)
-  return NOTHING, { provider = "stun", degraded = true, errors = errors }, "list"
+  return NOTHING, "stun", nil, nil, nil, "list", errors
 end
 
 function Broker:get(user)
-  local list, meta, stable = self:answer(user)
-  if not list then return nil, meta end
+  local list, name, stale, expires, ttl, stable, errors = self:answer(user)
+  if not list then return nil, name end
+  local meta
+  if errors then
+    meta = { provider = name, degraded = true, errors = errors }
+  else
+    meta = { provider = name, stale = stale or nil, expires = expires, ttl = ttl }
+  end
   return self:compose(list, stable), meta
 end
 
@@ -485,9 +556,34 @@ function Broker:urls_json(urls, stable)
     if text ~= nil then return text end
   end
   local kept = self:kept(urls, stable)
-  text = kept and encode.strings(kept)
+  local text = kept and encode.strings(kept)
   if stable then self.urls_text[urls] = text end
   return text
+end
+
+-- encode.tail(ttl, expires, degraded), remembered for the last ttl and
+-- expires: they change once a second, not once a request.
+function Broker:webrtc_tail(ttl, expires, degraded)
+  local last = self.tail
+  if ttl and ttl == last.ttl and expires == last.expires and not degraded then
+    return last.text
+  end
+  local text = encode.tail(ttl, expires, degraded)
+  if ttl and not degraded then self.tail = { text = text, ttl = ttl, expires = expires } end
+  return text
+end
+
+-- For the one credential of a coturn or static provider, whose URL table
+-- does not change: the webrtc text up to its username, written once.
+function Broker:head(urls)
+  local head = self.heads[urls]
+  if head == nil then
+    local text = self:urls_json(urls, true)
+    head = text and ('{"iceServers":[' .. (self.stun_json and (self.stun_json .. ",") or "")
+      .. '{"urls":' .. text .. ',"username":')
+    self.heads[urls] = head
+  end
+  return head
 end
 
 -- The iceServers array of compose(list), as JSON.
@@ -505,12 +601,40 @@ function Broker:servers_json(list, stable)
   return "[" .. concat(parts, ",") .. "]"
 end
 
+-- answer(user, true) when the first provider signs (coturn, static) and has
+-- no backoff to look at: the work of answer and direct for it, in one step,
+-- since this is every request of such an endpoint.  When it fails after all,
+-- the rest of the chain is asked as answer does.
+function Broker:first_credential(user, link)
+  if user ~= nil then
+    local ok, err = check_user(user)
+    if not ok then return nil, err end
+  end
+  local now = self.ctx.now()
+  local ok, username, password, urls, ttl, expires = pcall(link.credential, link.ctx, user,
+    link.opts, now)
+  if ok and username ~= nil then
+    self.degraded_warning = nil
+    ttl, expires = tonumber(ttl), tonumber(expires)
+    expires = expires or (ttl and now + ttl)
+    if expires then
+      expires = floor(expires)
+      return urls, link.name, nil, expires, expires - floor(now), "urls", nil, username, password
+    end
+    return urls, link.name, nil, nil, nil, "urls", nil, username, password
+  end
+  local why = self:direct_failed(link, nil, now,
+    ok and (password or "no answer") or ("failed: " .. tostring(username)), ok and tonumber(urls))
+  return self:answer(user, true, 2, { link.name .. ": " .. first_line(redact(why, link.secrets)) },
+    now)
+end
+
 --[[
 Broker:json(user[, format]): the answer as JSON text, the bytes that
 iceservers.encode(broker:get(user)) writes, without building get's tables;
 the text of a cached answer is written once per answer and format and reused
 (with the ttl of the moment) until the answer is refreshed.  This is what the
-nginx endpoint serves.  Returns json, meta; or nil, err, "get" where get
+nginx endpoint serves.  Returns the text; or nil, err, "get" where get
 returns nil, err; or nil, err, "encode" where encode does (the rest format of
 an answer without TURN).  An unknown format raises, as in encode.
 ]]
@@ -519,8 +643,24 @@ function Broker:json(user, format)
   if format ~= "webrtc" and format ~= "rest" then
     error(("iceservers: unknown format %q (webrtc or rest)"):format(tostring(format)), 2)
   end
-  local list, meta, stable = self:answer(user)
-  if not list then return nil, meta, "get" end
+  local list, name, _, expires, ttl, stable, errors, username, password
+  local first = self.chain[1]
+  if format == "webrtc" and first.credential and not first.backoff then
+    list, name, _, expires, ttl, stable, errors, username, password =
+      self:first_credential(user, first)
+  else
+    list, name, _, expires, ttl, stable, errors, username, password =
+      self:answer(user, format == "webrtc")
+  end
+  if not list then return nil, name, "get" end
+  if username then -- the one credential of a coturn or static provider; list is its URLs
+    local head = self:head(list)
+    if head then -- what servers_json writes for a list of that one entry
+      local u, p = quote(username, password)
+      return head .. u .. ',"credential":' .. p .. "}]" .. self:webrtc_tail(ttl, expires)
+    end
+    list = { { urls = list, username = username, credential = password } }
+  end
   -- A cached answer's list (or the fallback's) is the same table until the
   -- answer changes, so its text is kept with it.
   local texts
@@ -537,7 +677,7 @@ function Broker:json(user, format)
       array = self:servers_json(list, stable)
       if texts then texts.webrtc = array end
     end
-    return '{"iceServers":' .. array .. encode.webrtc_tail(meta), meta
+    return '{"iceServers":' .. array .. self:webrtc_tail(ttl, expires, errors ~= nil)
   end
   local head, tail
   if texts and texts.rest_head then
@@ -549,7 +689,7 @@ function Broker:json(user, format)
     if not head then return nil, tail, "encode" end
     if texts then texts.rest_head, texts.rest_tail = head, tail end
   end
-  return encode.rest_text(head, tail, meta), meta
+  return encode.rest_text(head, tail, ttl)
 end
 
 -- The provider names of the chain, in order (for logs and the CLI).

@@ -38,9 +38,13 @@ function M.usable(entry, now)
   return entry ~= nil and now < entry.expires - M.margin(entry.lifetime)
 end
 
--- Usable, and not yet due for a refresh?
+-- Usable, and not yet due for a refresh?  (usable() written out: this runs on
+-- every get of a cached answer)
+local max = math.max
 function M.fresh(entry, now)
-  return M.usable(entry, now) and now < entry.fetched + entry.lifetime / 2
+  if entry == nil then return false end
+  local lifetime = entry.lifetime
+  return now < entry.expires - max(30, lifetime * 0.1) and now < entry.fetched + lifetime / 2
 end
 
 -- Backoff state: { failures = n, until_t = t, why = "last error" }.

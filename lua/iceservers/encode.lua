@@ -2,24 +2,21 @@
 -- draft's ({"username", "password", "ttl", "uris"}).  Written by hand, because
 -- Debian's lua-cjson 2.1.0 encodes an empty table as {} and has no empty-array
 -- marker, and because it is the hot path of the nginx endpoint: an entry is
--- written in the W3C order (urls, username, credential), and strings are
--- escaped exactly as cjson escapes them (cjson itself writes any string that
--- needs escaping, and any entry that is not of the RTCIceServer shape).  The
--- broker builds its cached answers (Broker:json) from the same pieces, so the
--- two write the same bytes.
+-- written in the W3C order (urls, username, credential), strings are escaped
+-- exactly as cjson escapes them (core.json_quote), and an entry that is not of
+-- the RTCIceServer shape goes through cjson.  The broker builds its answers
+-- (Broker:json) from the same pieces, so the two write the same bytes.
 local cjson = require "cjson"
+local fast = require "iceservers.fast"
 
 local M = {}
 
-local find, format, concat = string.find, string.format, table.concat
+local format, concat = string.format, table.concat
 local type, next, getmetatable, ipairs = type, next, getmetatable, ipairs
 
 -- A JSON string, byte for byte what cjson writes: it escapes the control
--- characters, DEL, '"', '\' and '/', and nothing else.
-local function str(s)
-  if find(s, '[%c"\\/]') then return cjson.encode(s) end
-  return '"' .. s .. '"'
-end
+-- characters, DEL, '"', '\\' and '/', and nothing else.  Takes one or two.
+local str = fast.json_quote
 M.string = str
 
 -- A JSON array of strings: ["a","b"].
@@ -41,8 +38,8 @@ local function server(urls_json, username, credential)
   if credential == nil then
     return '{"urls":' .. urls_json .. ',"username":' .. str(username) .. "}"
   end
-  return '{"urls":' .. urls_json .. ',"username":' .. str(username) .. ',"credential":'
-    .. str(credential) .. "}"
+  local u, c = str(username, credential)
+  return '{"urls":' .. urls_json .. ',"username":' .. u .. ',"credential":' .. c .. "}"
 end
 M.server = server
 
@@ -79,22 +76,23 @@ end
 
 -- What follows the iceServers array: ttl and expires (with TURN credentials),
 -- "degraded" when the fallback served, and the closing brace.
-local function webrtc_tail(meta)
-  if meta.ttl and meta.expires then
-    if meta.degraded then
-      return format(',"ttl":%d,"expires":%d,"degraded":true}', meta.ttl, meta.expires)
+local function tail(ttl, expires, degraded)
+  if ttl and expires then
+    if degraded then
+      return format(',"ttl":%d,"expires":%d,"degraded":true}', ttl, expires)
     end
-    return format(',"ttl":%d,"expires":%d}', meta.ttl, meta.expires)
+    return format(',"ttl":%d,"expires":%d}', ttl, expires)
   end
-  if meta.degraded then return ',"degraded":true}' end
+  if degraded then return ',"degraded":true}' end
   return "}"
 end
-M.webrtc_tail = webrtc_tail
+M.tail = tail
 
 local function webrtc(servers, meta)
   local parts = {}
   for i = 1, #servers do parts[i] = entry(servers[i]) end
-  return '{"iceServers":[' .. concat(parts, ",") .. "]" .. webrtc_tail(meta)
+  return '{"iceServers":[' .. concat(parts, ",") .. "]" .. tail(meta.ttl, meta.expires,
+    meta.degraded)
 end
 
 local function is_turn(url)
@@ -126,9 +124,9 @@ local function rest_parts(servers)
 end
 M.rest_parts = rest_parts
 
-local function rest_text(head, tail, meta)
-  if meta.ttl then return head .. format(',"ttl":%d', meta.ttl) .. tail end
-  return head .. tail
+local function rest_text(head, uris, ttl)
+  if ttl then return head .. format(',"ttl":%d', ttl) .. uris end
+  return head .. uris
 end
 M.rest_text = rest_text
 
@@ -141,9 +139,9 @@ function M.encode(servers, meta, format_name)
   format_name = format_name or "webrtc"
   if format_name == "webrtc" then return webrtc(servers, meta) end
   if format_name == "rest" then
-    local head, tail = rest_parts(servers)
-    if not head then return nil, tail end
-    return rest_text(head, tail, meta)
+    local head, uris = rest_parts(servers)
+    if not head then return nil, uris end
+    return rest_text(head, uris, meta.ttl)
   end
   error(("iceservers.encode: unknown format %q (webrtc or rest)"):format(tostring(format_name)),
     2)

@@ -30,18 +30,32 @@ local function logger(level, msg)
 end
 
 -- Counters in the shared dict: totals for the node, whichever worker counted.
+-- A hit is counted on every request, so its key is made once, not per call.
 local function counter(dict)
+  local keys = {} -- event -> provider -> key
   return function(event, provider, value)
-    local base = METRIC_PREFIX .. event .. "|" .. (provider or "-")
+    provider = provider or "-"
+    local per = keys[event]
+    if not per then
+      per = {}
+      keys[event] = per
+    end
+    local base = per[provider]
+    if not base then
+      base = METRIC_PREFIX .. event .. "|" .. provider
+      per[provider] = base
+    end
     dict:incr(base, 1, 0)
     if event == "upstream" and value then dict:incr(base .. "|ms", value, 0) end
   end
 end
 
+-- The clock is nginx's cached one (ngx.time, no system call, the second
+-- nginx read at the start of this event-loop turn), not os.time.
 local function runtime(opts)
   local dict_name = opts and opts.dict or DEFAULT_DICT
   local cache = shm_cache.new(dict_name, opts)
-  return { cache = cache, log = logger, on_event = counter(cache.dict) }
+  return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time }
 end
 
 -- A broker wired to nginx: the shared-dict cache, ngx.log, the metrics.
@@ -60,6 +74,7 @@ end
 
 local worker_broker -- built once per worker, on the first request
 local warned_open = false
+local NO_OPTS = {}
 
 local function reply(status, body, opts)
   ngx.status = status
@@ -78,11 +93,10 @@ local function failure(status, message, opts)
 end
 
 -- Query arguments, and those of a form body (Janus POSTs them).
-local function params()
+local function params(method)
   local args = ngx.req.get_uri_args(32)
-  local ctype = ngx.var.content_type or ""
-  if ngx.req.get_method() == "POST" and ctype:find("application/x-www-form-urlencoded", 1, true)
-  then
+  if method == "POST" and (ngx.var.content_type or ""):find("application/x-www-form-urlencoded",
+    1, true) then
     ngx.req.read_body()
     local form = ngx.req.get_post_args(32)
     for k, v in pairs(form or {}) do
@@ -107,7 +121,7 @@ opts:
   dict            lua_shared_dict name (default "iceservers"); lock_timeout seconds
 ]]
 function M.serve(broker, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   local method = ngx.req.get_method()
   if method == "OPTIONS" and opts.cors_origin then
     ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
@@ -134,7 +148,7 @@ function M.serve(broker, opts)
     broker = worker_broker
   end
 
-  local args = params()
+  local args = params(method)
   if opts.api_key then
     local given = one(args.key) or one(args.api) or ngx.var.http_x_api_key or ""
     if not core.ct_equal(tostring(given), opts.api_key) then
@@ -164,22 +178,32 @@ function M.serve(broker, opts)
     from_query = user ~= nil
   end
 
-  local servers, meta = broker:get(user)
-  if not servers then
-    -- a username the client sent that the broker refuses is the client's error
-    if from_query and tostring(meta):find("^invalid user") then
-      ngx.log(ngx.INFO, "iceservers: ", meta)
-      return failure(400, "invalid username", opts)
+  -- broker:json writes what encode(broker:get(user)) would, reusing the text
+  -- of a cached answer; a broker-like object of the caller's may have get only.
+  local json, err, failed
+  if broker.json then
+    json, err, failed = broker:json(user, format)
+  else
+    local servers, meta = broker:get(user)
+    if servers then
+      json, err = iceservers.encode(servers, meta, format)
+      failed = "encode"
+    else
+      err, failed = meta, "get"
     end
-    ngx.log(ngx.ERR, "iceservers: ", meta)
-    return failure(503, "no ICE servers available", opts)
   end
-  local json, err = iceservers.encode(servers, meta, format)
-  if not json then
+  if json then return reply(200, json, opts) end
+  if failed == "encode" then
     ngx.log(ngx.ERR, "iceservers: ", err)
     return failure(503, "no TURN servers available", opts)
   end
-  return reply(200, json, opts)
+  -- a username the client sent that the broker refuses is the client's error
+  if from_query and tostring(err):find("^invalid user") then
+    ngx.log(ngx.INFO, "iceservers: ", err)
+    return failure(400, "invalid username", opts)
+  end
+  ngx.log(ngx.ERR, "iceservers: ", err)
+  return failure(503, "no ICE servers available", opts)
 end
 
 -- The counters as JSON: {"hit": {"metered": 10}, "upstream": {...}, ...};

@@ -18,21 +18,37 @@ function M.new(dict_name, opts)
       .. "the http block)"):format(dict_name, dict_name), 0)
   end
   opts = opts or {}
-  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5 }, M)
+  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5, seen = {} }, M)
 end
 
+-- A worker reads the same entry on every request until it is refreshed, so
+-- the last text read per key is kept with its decoded value: the same text
+-- gives the same table back (as the in-process backend does) instead of being
+-- decoded again, and the broker can keep what it derives from that table.
 function M:get(key)
   local text = self.dict:get(key)
-  return text and cjson.decode(text) or nil
+  if not text then return nil end
+  local seen = self.seen[key]
+  if seen and seen.text == text then return seen.value end
+  local value = cjson.decode(text)
+  self.seen[key] = value and { text = text, value = value } or nil
+  return value
 end
 
 function M:set(key, value)
   if value == nil then
+    self.seen[key] = nil
     self.dict:delete(key)
     return
   end
-  local ok, err = self.dict:set(key, cjson.encode(value))
-  if not ok then ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err) end
+  local text = cjson.encode(value)
+  local ok, err = self.dict:set(key, text)
+  if ok then
+    self.seen[key] = { text = text, value = value }
+  else
+    self.seen[key] = nil
+    ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err)
+  end
 end
 
 -- Takes the refresh lock; with wait, sleeps (without blocking the worker) up

@@ -15,6 +15,10 @@ return {
     return opts
   end,
   canonical = true, -- get's entry is canonical already (see coturn.lua)
+  never_fails = function() return true end, -- see coturn.lua
+  credential = function(_, _, opts) -- see coturn.lua
+    return opts.username, opts.password, opts.urls, opts.ttl
+  end,
   get = function(_, _, opts)
     return { { urls = opts.urls, username = opts.username, credential = opts.password } }, opts.ttl
   end,

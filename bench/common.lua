@@ -1,0 +1,47 @@
+-- What the benchmarks share: the secret, the loop of B1 (the same text runs
+-- in lua5.4, luajit and inside nginx) and small helpers.
+local M = {}
+
+M.SECRET = "a-shared-secret-of-some-length-0123456789"
+M.EXPIRY = 1800000000
+M.TURN_URLS = { "turn:turn.example.com:3478?transport=udp",
+  "turn:turn.example.com:3478?transport=tcp", "turns:turn.example.com:5349?transport=tcp" }
+M.STUN_URLS = { "stun:stun.example.com:3478" }
+
+-- The REST provider of B3/B4 is Metered, answered by bench/upstream.lua.
+M.METERED_KEY = "bench-metered-api-key-Hq3Zt8"
+M.METERED_TURN = { username = "1800000000:metered-user-4f1a",
+  credential = "bWV0ZXJlZC1jcmVkZW50aWFs" }
+M.METERED_ANSWER = table.concat({
+  '[{"urls":"stun:stun.relay.metered.ca:80"}',
+  ',{"urls":"turn:global.relay.metered.ca:80","username":"%s","credential":"%s"}',
+  ',{"urls":"turn:global.relay.metered.ca:80?transport=tcp","username":"%s","credential":"%s"}',
+  ',{"urls":"turn:global.relay.metered.ca:443","username":"%s","credential":"%s"}',
+  ',{"urls":"turns:global.relay.metered.ca:443?transport=tcp","username":"%s","credential":"%s"}]',
+}):format(M.METERED_TURN.username, M.METERED_TURN.credential, M.METERED_TURN.username,
+  M.METERED_TURN.credential, M.METERED_TURN.username, M.METERED_TURN.credential,
+  M.METERED_TURN.username, M.METERED_TURN.credential)
+
+-- Runs batches of the credential loop until `seconds` have passed on clock();
+-- returns "rate=<credentials/s> n=<count>".
+function M.rate_loop(sign, seconds, clock)
+  local prefix = M.EXPIRY .. ":user-"
+  local batch = 20000
+  for i = 1, batch do sign(prefix .. i) end -- warm up (and let LuaJIT compile)
+  local n, id = 0, 0
+  local t0 = clock()
+  local elapsed
+  repeat
+    for _ = 1, batch do
+      id = id + 1
+      local username = prefix .. id
+      local password = sign(username)
+      if password == nil then error("no password") end
+    end
+    n = n + batch
+    elapsed = clock() - t0
+  until elapsed >= seconds
+  return ("rate=%.0f n=%d"):format(n / elapsed, n)
+end
+
+return M

@@ -1,0 +1,658 @@
+--[[
+make bench: the benchmarks of bench/README (the B1..B6 of the issue), every
+figure taken RUNS times (5 by default), the variants compared against each
+other run one after another inside each round, so that a slow moment of this
+shared machine hits all of them.  Prints the table and writes
+bench/RESULTS.md: the machine, the date, the versions, min / median / max of
+every figure, and each ratio as the median of its per-round ratios with their
+spread.  Everything runs on loopback: an upstream nginx (the provider API
+mock and the HTTPS server), an nginx with one worker (B1 inside nginx, B3,
+B5's cosocket client, B6), an nginx with two workers (B4).
+
+  lua5.4 bench/run.lua [--runs N] [--only B1,B3] [--seconds S] [--out FILE]
+  lua5.4 bench/run.lua --serve SECONDS
+
+--seconds scales every timed run (default 1).  --serve starts the servers,
+prints their URLs and directories, and keeps them up that long, or until a
+file named stop appears in the first directory printed (to profile a
+location by hand: perf, or the nginx.conf re-run under valgrind).  Needs the cores of both ABIs
+built, build/bench/ceiling, and the packages of scripts/bench-deps.sh (the
+Makefile's bench target does all that first).
+]]
+package.path = "spec/?.lua;lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "build/5.4/?.so;" .. package.cpath
+
+local nginx = require "support.nginx"
+local sh = require "support.sh"
+local core = require "iceservers.core"
+local cjson = require "cjson"
+local common = require "bench.common"
+
+---------------------------------------------------------------------------
+-- options
+
+local opt = { runs = 5, seconds = 1, out = "bench/RESULTS.md" }
+do
+  local i = 1
+  while arg[i] do
+    local a, v = arg[i], arg[i + 1]
+    if a == "--runs" then opt.runs = assert(tonumber(v), "--runs N"); i = i + 2
+    elseif a == "--seconds" then opt.seconds = assert(tonumber(v), "--seconds S"); i = i + 2
+    elseif a == "--only" then opt.only = {}; for b in v:gmatch("[^,]+") do opt.only[b] = true end
+      i = i + 2
+    elseif a == "--out" then opt.out = v; i = i + 2
+    elseif a == "--serve" then opt.serve = assert(tonumber(v), "--serve SECONDS"); i = i + 2
+    else error("unknown argument " .. a .. " (see the head of bench/run.lua)") end
+  end
+end
+local function wanted(b) return not opt.only or opt.only[b] end
+
+---------------------------------------------------------------------------
+-- helpers
+
+local function log(fmt, ...) io.stderr:write(os.date("%H:%M:%S "), fmt:format(...), "\n") end
+
+-- Runs a shell command; raises with its output unless it succeeds.
+local function run(cmd)
+  local ok, out = sh.run(cmd)
+  if not ok then error("bench: `" .. cmd .. "` failed:\n" .. out, 2) end
+  return out
+end
+
+-- "rate=123 n=4" -> {rate = 123, n = 4}; raises when `key` is missing.
+local function fields(text, key)
+  local t = {}
+  for k, v in text:gmatch("([%w_]+)=(%S+)") do t[k] = tonumber(v) or v end
+  if key and t[key] == nil then error("bench: no " .. key .. "= in:\n" .. text, 2) end
+  return t
+end
+
+local function fetch(url, req)
+  req = req or {}
+  req.url = url
+  req.timeout = req.timeout or 60
+  local res, err = core.http_request(req)
+  if not res then error("bench: " .. tostring(err), 2) end
+  if res.status ~= 200 then error(("bench: %s -> %d %s"):format(url, res.status, res.body), 2) end
+  return res.body
+end
+
+local function sorted(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  return s
+end
+
+local function median(list)
+  local s = sorted(list)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local function stats(list)
+  local s = sorted(list)
+  return { min = s[1], median = median(s), max = s[#s], n = #s, values = list }
+end
+
+-- wrk on one URL for `seconds`: requests per second (raises on errors or
+-- non-2xx answers, which would make a fast failure look like throughput).
+local function wrk(url, seconds, connections)
+  local out = run(("wrk -t1 -c%d -d%ds %s"):format(connections or 16, math.max(1,
+    math.floor(seconds + 0.5)), sh.quote(url)))
+  if out:find("Non%-2xx") or out:find("Socket errors") then
+    error("bench: wrk " .. url .. " saw errors:\n" .. out)
+  end
+  return assert(tonumber(out:match("Requests/sec:%s*([%d.]+)")), out)
+end
+
+local function worker_pids(srv)
+  local out = run("pgrep -P " .. srv.pid)
+  local pids = {}
+  for pid in out:gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+  return pids
+end
+
+local function rss_kb(pid)
+  local status = assert(sh.read_file("/proc/" .. pid .. "/status"))
+  return assert(tonumber(status:match("VmRSS:%s*(%d+)")))
+end
+
+local function first_line(cmd)
+  local ok, out = sh.run(cmd)
+  return ok and (out:match("[^\n]+") or "?") or "?"
+end
+
+---------------------------------------------------------------------------
+-- results
+
+local results = {}  -- id -> {bench, label, unit, stats}
+local order = {}    -- ids in the order they were measured
+local ratios = {}   -- {bench, label, stats of per-round ratios, target, met}
+local notes = {}    -- bench -> extra lines
+local failures = {} -- benchmarks that could not run
+
+local function record(id, bench, label, unit, values)
+  results[id] = { bench = bench, label = label, unit = unit, stats = stats(values) }
+  order[#order + 1] = id
+  return results[id]
+end
+
+-- The per-round ratios a/b (same round, so the same moment of the machine).
+local function ratio(bench, label, a, b, target, check)
+  local va, vb = results[a].stats.values, results[b].stats.values
+  local r = {}
+  for i = 1, math.min(#va, #vb) do r[i] = va[i] / vb[i] end
+  local s = stats(r)
+  ratios[#ratios + 1] = { bench = bench, label = label, stats = s, target = target,
+    met = check and check(s) }
+  return s
+end
+
+-- Rounds of `variants` ({id, fn} each; fn returns one figure): round i runs
+-- every variant once, in the listed order.
+local function rounds(variants)
+  local values = {}
+  for _, v in ipairs(variants) do values[v[1]] = {} end
+  for r = 1, opt.runs do
+    for _, v in ipairs(variants) do
+      local x = v[2](r)
+      values[v[1]][#values[v[1]] + 1] = x
+    end
+  end
+  return values
+end
+
+---------------------------------------------------------------------------
+-- the servers
+
+local up, app, app2
+
+local UPSTREAM_B5_BODY = common.METERED_ANSWER
+
+local function start_servers()
+  log("starting the upstream nginx (provider API mock, HTTPS server)")
+  up = nginx.start {
+    http = [[
+      lua_shared_dict bench_upstream 1m;
+      init_by_lua_block { package.path = "${root}/?.lua;" .. package.path }
+    ]],
+    server = ([[
+      keepalive_requests 100000000;
+      location = /b5 { default_type application/json; return 200 '%s'; }
+      location / { content_by_lua_file ${root}/bench/upstream.lua; }
+    ]]):format(UPSTREAM_B5_BODY),
+  }
+  local init = ([[
+    init_worker_by_lua_block {
+      require("bench.app").init { upstream = "https://mock.test:%d",
+        resolve = "mock.test:%d:127.0.0.1" }
+    }
+  ]]):format(up.tls_port, up.tls_port)
+  local locations = [[
+    location = /ice-servers/coturn { content_by_lua_block { require("bench.app").coturn() } }
+    location = /ice-servers/rest { content_by_lua_block { require("bench.app").rest() } }
+    location = /ceiling/coturn { content_by_lua_block { require("bench.app").ceiling_coturn() } }
+    location = /ceiling/rest { content_by_lua_block { require("bench.app").ceiling_rest() } }
+    location = /ceiling/bare { content_by_lua_block { require("bench.app").ceiling_bare() } }
+    location = /b1 { content_by_lua_block { require("bench.app").sign() } }
+    location ^~ /b4/ { content_by_lua_block { require("bench.app").b4() } }
+    location = /drive { content_by_lua_block { require("bench.app").drive() } }
+    location = /b5 { content_by_lua_block { require("bench.app").b5() } }
+    location = /lua-heap { content_by_lua_block { require("bench.app").lua_heap() } }
+    location = /versions { content_by_lua_block { require("bench.app").versions() } }
+  ]]
+  log("starting the benchmark nginx (one worker) and the B4 nginx (two workers)")
+  app = nginx.start { template = "bench/nginx.conf", workers = 1, ca_file = up.ca_file,
+    http = init, server = locations }
+  app2 = nginx.start { template = "bench/nginx.conf", workers = 2, ca_file = up.ca_file,
+    http = init, server = locations }
+end
+
+local function stop_servers()
+  for _, srv in ipairs { app2, app, up } do
+    if srv then
+      local log_text = srv:error_log()
+      if log_text:find("%[error%]") or log_text:find("%[crit%]") or log_text:find("%[alert%]") then
+        io.stderr:write("bench: errors in an nginx log:\n", log_text, "\n")
+      end
+      srv:stop()
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- the benchmarks
+
+local S = function(x) return x * opt.seconds end
+
+-- B1: credentials per second on one core.
+local function b1()
+  -- every implementation must compute the same password for user-1
+  local check = core.b64encode(core.hmac("sha1", common.SECRET, common.EXPIRY .. ":user-1"))
+  local function rate(text)
+    local f = fields(text, "rate")
+    if f.check ~= check then error("bench: B1 wrong password: " .. text) end
+    return f.rate
+  end
+  local function lua(interp, impl)
+    return function()
+      return rate(run(("%s bench/sign.lua %s %.2f"):format(interp, impl, S(1))))
+    end
+  end
+  local function in_nginx(impl)
+    return function()
+      return rate(fetch(app:url(("/b1?impl=%s&s=%.2f"):format(impl, S(1)))))
+    end
+  end
+  local v = rounds {
+    { "b1.c", function() return rate(run(("build/bench/ceiling %.2f"):format(S(1)))) end },
+    { "b1.ice54", lua("lua5.4", "iceservers") },
+    { "b1.ossl54", lua("lua5.4", "luaossl") },
+    { "b1.icejit", lua("luajit", "iceservers") },
+    { "b1.icengx", in_nginx("iceservers") },
+    { "b1.ngx", in_nginx("ngx") },
+  }
+  record("b1.c", "B1", "plain C loop, OpenSSL (the ceiling)", "cred/s", v["b1.c"])
+  record("b1.ice54", "B1", "iceservers signer, Lua 5.4", "cred/s", v["b1.ice54"])
+  record("b1.icejit", "B1", "iceservers signer, LuaJIT", "cred/s", v["b1.icejit"])
+  record("b1.icengx", "B1", "iceservers signer, inside nginx (LuaJIT)", "cred/s", v["b1.icengx"])
+  record("b1.ossl54", "B1", "luaossl HMAC + LuaSocket mime.b64, Lua 5.4", "cred/s",
+    v["b1.ossl54"])
+  record("b1.ngx", "B1", "ngx.hmac_sha1 + ngx.encode_base64, inside nginx", "cred/s", v["b1.ngx"])
+  local at_least = function(x) return function(s) return s.median >= x end end
+  ratio("B1", "iceservers (Lua 5.4) / luaossl + mime.b64 (Lua 5.4)", "b1.ice54", "b1.ossl54",
+    "≥ 3×", at_least(3))
+  ratio("B1", "iceservers (inside nginx) / ngx.hmac_sha1 + ngx.encode_base64", "b1.icengx",
+    "b1.ngx", "≥ 3×", at_least(3))
+  ratio("B1", "iceservers (Lua 5.4) / ngx.hmac_sha1 + ngx.encode_base64", "b1.ice54", "b1.ngx",
+    "≥ 3×", at_least(3))
+  ratio("B1", "iceservers (LuaJIT) / plain C ceiling", "b1.icejit", "b1.c")
+  ratio("B1", "iceservers (Lua 5.4) / plain C ceiling", "b1.ice54", "b1.c")
+  local r = results["b1.ice54"].stats
+  ratios[#ratios + 1] = { bench = "B1", label = "iceservers on Lua 5.4, credentials/s (median)",
+    absolute = r.median, target = "≥ 1.6 M/s", met = r.median >= 1.6e6 }
+end
+
+-- B2 (and B6's Lua side): broker:get per second; the Lua heap around 1 M gets.
+local function b2()
+  local calls = 1000000
+  local function get(interp, provider)
+    return function()
+      return fields(run(("%s bench/get.lua %s %.2f %d"):format(interp, provider, S(1), calls)),
+        "rate")
+    end
+  end
+  local v = rounds {
+    { "b2.coturn54", get("lua5.4", "coturn") },
+    { "b2.rest54", get("lua5.4", "rest") },
+    { "b2.coturnjit", get("luajit", "coturn") },
+    { "b2.restjit", get("luajit", "rest") },
+  }
+  local names = {
+    ["b2.coturn54"] = "coturn provider, Lua 5.4", ["b2.rest54"] = "cached REST (Metered), Lua 5.4",
+    ["b2.coturnjit"] = "coturn provider, LuaJIT", ["b2.restjit"] = "cached REST (Metered), LuaJIT",
+  }
+  for _, id in ipairs { "b2.coturn54", "b2.rest54", "b2.coturnjit", "b2.restjit" } do
+    local rates, growth = {}, {}
+    for i, f in ipairs(v[id]) do
+      rates[i] = f.rate
+      growth[i] = (f.kb_after - f.kb_before) / f.kb_before * 100
+    end
+    record(id, "B2", names[id], "get/s", rates)
+    record("b6." .. id, "B6", "Lua heap growth over 1 M gets: " .. names[id], "%", growth)
+    notes.B6 = notes.B6 or {}
+    notes.B6[#notes.B6 + 1] = ("%s: Lua heap %.0f KiB before, %.0f KiB after 1 M gets "
+      .. "(last run, after a full collection)"):format(names[id], v[id][#v[id]].kb_before,
+      v[id][#v[id]].kb_after)
+  end
+  local within = function(s) return s.median <= 1.1 end
+  ratio("B2", "time per get: cached REST / coturn, Lua 5.4", "b2.coturn54", "b2.rest54",
+    "≤ 1.1×", within)
+  ratio("B2", "time per get: cached REST / coturn, LuaJIT", "b2.coturnjit", "b2.restjit",
+    "≤ 1.1×", within)
+end
+
+-- B3: /ice-servers requests per second, one worker, wrk with keep-alive.
+local function b3()
+  local paths = { "/ice-servers/coturn", "/ice-servers/rest", "/ceiling/coturn",
+    "/ceiling/rest", "/ceiling/bare" }
+  for _, p in ipairs(paths) do fetch(app:url(p)) end -- warm: the REST cache, the ceilings
+  -- the same answers (but for the seconds in ttl and expires, of the same length)
+  local coturn_body, rest_body = fetch(app:url("/ice-servers/coturn")),
+    fetch(app:url("/ice-servers/rest"))
+  assert(#coturn_body == #fetch(app:url("/ceiling/coturn")), "the coturn ceiling differs")
+  assert(#rest_body == #fetch(app:url("/ceiling/rest")), "the REST ceiling differs")
+  for _, p in ipairs(paths) do wrk(app:url(p), 1) end -- warm: LuaJIT's traces
+  -- A run of a location is the mean of SLICES one-second wrk runs, each next
+  -- to one of the location it is compared with (ceiling, endpoint, ceiling,
+  -- endpoint...), so that both see the same moments of the machine.
+  local SLICES = 3
+  local v = { ["b3.ceiling_coturn"] = {}, ["b3.coturn"] = {}, ["b3.ceiling_rest"] = {},
+    ["b3.rest"] = {}, ["b3.bare"] = {}, ["b3.coturn2"] = {} }
+  local pairs_of = { { "b3.ceiling_coturn", "/ceiling/coturn", "b3.coturn", "/ice-servers/coturn" },
+    { "b3.ceiling_rest", "/ceiling/rest", "b3.rest", "/ice-servers/rest" },
+    { "b3.bare", "/ceiling/bare", "b3.coturn2", "/ice-servers/coturn" } }
+  for _ = 1, opt.runs do
+    for _, pr in ipairs(pairs_of) do
+      local a, b = 0, 0
+      for _ = 1, SLICES do
+        a = a + wrk(app:url(pr[2]), S(1))
+        b = b + wrk(app:url(pr[4]), S(1))
+      end
+      table.insert(v[pr[1]], a / SLICES)
+      table.insert(v[pr[3]], b / SLICES)
+    end
+  end
+  record("b3.ceiling_coturn", "B3", "ceiling: precomputed string (coturn's answer)", "req/s",
+    v["b3.ceiling_coturn"])
+  record("b3.coturn", "B3", "/ice-servers, coturn provider", "req/s", v["b3.coturn"])
+  record("b3.ceiling_rest", "B3", "ceiling: precomputed string (Metered's answer)", "req/s",
+    v["b3.ceiling_rest"])
+  record("b3.rest", "B3", "/ice-servers, cached REST provider (Metered)", "req/s", v["b3.rest"])
+  record("b3.bare", "B3", "for comparison: the coturn body with no header set", "req/s",
+    v["b3.bare"])
+  record("b3.coturn2", "B3", "/ice-servers, coturn provider (next to the above)", "req/s",
+    v["b3.coturn2"])
+  local at_least = function(s) return s.median >= 0.9 end
+  ratio("B3", "coturn endpoint / its ceiling", "b3.coturn", "b3.ceiling_coturn", "≥ 90 %",
+    at_least)
+  ratio("B3", "cached REST endpoint / its ceiling", "b3.rest", "b3.ceiling_rest", "≥ 90 %",
+    at_least)
+  ratio("B3", "coturn endpoint / a body with no header set (not the same response)",
+    "b3.coturn2", "b3.bare")
+  notes.B3 = { ("bodies: coturn %d bytes, Metered %d bytes; wrk -t1 -c16; a run is %d "
+    .. "one-second slices of the location, alternating with its ceiling"):format(#coturn_body,
+    #rest_body, SLICES) }
+end
+
+-- B4: upstream calls for 200 concurrent requests on a cold cache, 2 workers.
+local function b4()
+  local n = 200
+  local function drive(kind, r)
+    local tag = ("b4%s%d-%d-d300"):format(kind:sub(1, 1), r, os.time())
+    local got = cjson.decode(fetch(app:url("/drive"), { method = "POST",
+      body = cjson.encode { url = app2:url("/b4/" .. kind .. "/" .. tag), n = n } }))
+    if #got.errors > 0 or got.statuses["200"] ~= n or got.turn ~= n then
+      error("bench: B4 " .. kind .. " did not answer every request: " .. cjson.encode(got))
+    end
+    return tonumber(fetch(up:url("/count/" .. tag)))
+  end
+  local v = rounds {
+    { "b4.cached", function(r) return drive("cached", r) end },
+    { "b4.naive", function(r) return drive("naive", r) end },
+  }
+  record("b4.cached", "B4", "iceservers, shared-dict cache and refresh lock", "calls",
+    v["b4.cached"])
+  record("b4.naive", "B4", "naive: the provider called per request (no cache)", "calls",
+    v["b4.naive"])
+  local r = results["b4.cached"].stats
+  ratios[#ratios + 1] = { bench = "B4", label = "upstream calls for 200 concurrent requests "
+    .. "(cold cache, upstream answering in 300 ms)", absolute = r.max, target = "exactly 1",
+    met = r.min == 1 and r.max == 1, unit = "calls" }
+  notes.B4 = { ("each run: a new cache key, %d concurrent GETs from light threads of another "
+    .. "nginx, every answer 200 with the provider's TURN entry"):format(n) }
+end
+
+-- B5: HTTPS requests per second to a local nginx.
+local function b5()
+  local url = ("https://localhost:%d/b5"):format(up.tls_port)
+  local function lua(mode)
+    return function()
+      return fields(run(("lua5.4 bench/https.lua %s %s %s %.2f"):format(mode, sh.quote(url),
+        sh.quote(up.ca_file), S(1.5))), "rate").rate
+    end
+  end
+  local v = rounds {
+    { "b5.reuse", lua("reuse") },
+    { "b5.oneshot", lua("oneshot") },
+    { "b5.cosocket", function()
+      return fields(fetch(app:url(("/b5?s=%.2f&url=%s"):format(S(1.5), url))), "rate").rate
+    end },
+    { "b5.luasec", lua("luasec") },
+    { "b5.luasec_default", lua("luasec-default") },
+  }
+  record("b5.reuse", "B5", "core.http_client (connections reused), Lua 5.4", "req/s",
+    v["b5.reuse"])
+  record("b5.oneshot", "B5", "core.http_request (one-shot), Lua 5.4", "req/s", v["b5.oneshot"])
+  record("b5.cosocket", "B5", "cosocket transport inside nginx (kept alive)", "req/s",
+    v["b5.cosocket"])
+  record("b5.luasec", "B5", "LuaSocket + LuaSec, one request per connection, Lua 5.4", "req/s",
+    v["b5.luasec"])
+  record("b5.luasec_default", "B5", "ssl.https.request as it is (no TCP_NODELAY), Lua 5.4",
+    "req/s", v["b5.luasec_default"])
+  ratio("B5", "core.http_client reuse / LuaSec", "b5.reuse", "b5.luasec", "≥ 3×",
+    function(s) return s.median >= 3 end)
+  ratio("B5", "core.http_request one-shot / LuaSec", "b5.oneshot", "b5.luasec")
+  ratio("B5", "cosocket transport / LuaSec", "b5.cosocket", "b5.luasec")
+  notes.B5 = { "every client verifies the server certificate (a test CA made for the run); "
+    .. ("the answer is %d bytes of JSON. The LuaSec anchor sets TCP_NODELAY: without it "
+    .. "(ssl.https.request as it is) each request waits for a delayed ACK"):format(
+    #UPSTREAM_B5_BODY) }
+end
+
+-- B6: nginx worker RSS before and after 1 M requests (half to each endpoint).
+local function b6()
+  local per_run = 1000000
+  local pid = assert(worker_pids(app)[1], "no worker")
+  local script = sh.tmpdir("bench") .. "/count.lua"
+  -- wrk alternating the two endpoints, its thread stopping after B6_LIMIT
+  -- answers (wrk itself still waits for -d to pass, so -d is sized from the
+  -- rate measured in the warm-up)
+  sh.write_file(script, [[
+local paths = { "/ice-servers/coturn", "/ice-servers/rest" }
+local i, done, limit = 0, 0, tonumber(os.getenv("B6_LIMIT"))
+request = function() i = i + 1; return wrk.format(nil, paths[i % 2 + 1]) end
+response = function(status)
+  if status ~= 200 then error("status " .. status) end
+  done = done + 1
+  if done >= limit then wrk.thread:stop() end
+end
+]])
+  local rate
+  local function wrk_count(limit, seconds)
+    local out = run(("B6_LIMIT=%d wrk -t1 -c16 -d%ds -s %s %s"):format(limit, seconds,
+      sh.quote(script), sh.quote(app:url("/"))))
+    local n = tonumber(out:match("(%d+) requests in"))
+    if not n or out:find("Non%-2xx") or out:find("Socket errors") then
+      error("bench: B6 load:\n" .. out)
+    end
+    return n
+  end
+  local function load()
+    local total = 0
+    while total < per_run do
+      local left = per_run - total
+      total = total + wrk_count(left, math.ceil(left / rate * 1.3) + 1)
+    end
+    return total
+  end
+  rate = wrk_count(per_run * 10, 5) / 5 -- warm up: traces, pools, the allocator's steady state
+  local growth, before0, after_last = {}, nil, nil
+  local heap0 = tonumber(fetch(app:url("/lua-heap")))
+  for r = 1, opt.runs do
+    local before = rss_kb(pid)
+    before0 = before0 or before
+    load()
+    local after = rss_kb(pid)
+    after_last = after
+    growth[r] = (after - before) / before * 100
+  end
+  local heap1 = tonumber(fetch(app:url("/lua-heap")))
+  sh.rmrf(script:match("^(.*)/"))
+  record("b6.rss", "B6", "nginx worker RSS growth over 1 M requests", "%", growth)
+  local s = results["b6.rss"].stats
+  ratios[#ratios + 1] = { bench = "B6", label = "nginx worker RSS growth per 1 M requests (max "
+    .. "over the runs)", absolute = s.max, unit = "%", target = "< 5 %", met = s.max < 5 }
+  for _, id in ipairs { "b6.b2.coturn54", "b6.b2.rest54", "b6.b2.coturnjit", "b6.b2.restjit" } do
+    local st = results[id] and results[id].stats
+    if st then
+      ratios[#ratios + 1] = { bench = "B6", label = results[id].label .. " (max over the runs)",
+        absolute = st.max, unit = "%", target = "< 5 %", met = st.max < 5 }
+    end
+  end
+  notes.B6 = notes.B6 or {}
+  table.insert(notes.B6, 1, ("nginx worker RSS: %d KiB after warm-up, %d KiB after %d M more "
+    .. "requests; its Lua heap %.0f KiB then %.0f KiB (not collected)"):format(before0, after_last,
+    opt.runs, heap0, heap1))
+end
+
+---------------------------------------------------------------------------
+-- the report
+
+local function human(x, unit)
+  if unit == "%" then return ("%.2f %%"):format(x) end
+  if unit == "calls" then return ("%d"):format(x) end
+  if x >= 1e6 then return ("%.2f M"):format(x / 1e6) end
+  if x >= 1e4 then return ("%.1f k"):format(x / 1e3) end
+  return ("%.0f"):format(x)
+end
+
+local function ratio_text(r)
+  if r.absolute then return human(r.absolute, r.unit) end
+  local s = r.stats
+  return ("%.2f× (%.2f–%.2f)"):format(s.median, s.min, s.max)
+end
+
+local function machine()
+  local cpu = (sh.read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "?"
+  local cores = first_line("nproc")
+  local versions = {}
+  local ok, v = pcall(function() return cjson.decode(fetch(app:url("/versions"))) end)
+  if ok then versions = v end
+  local function dpkg(p) return first_line("dpkg-query -W -f='${Version}' " .. p) end
+  return {
+    { "date", os.date("!%Y-%m-%d %H:%M UTC") },
+    { "machine", ("%s, %s cores, Linux %s"):format(cpu, cores, first_line("uname -r")) },
+    { "load average (1 min) at start / end", "" },
+    { "Lua", first_line("lua5.4 -v"):match("^Lua %S+") or "?" },
+    { "LuaJIT", first_line("luajit -v"):match("^LuaJIT %S+") or "?" },
+    { "nginx", first_line("nginx -v 2>&1"):gsub("^nginx version: ", "") .. (versions.ngx_lua
+      and (", lua-nginx-module %d.%d.%d, %s"):format(versions.ngx_lua // 1000000,
+        versions.ngx_lua // 1000 % 1000, versions.ngx_lua % 1000, versions.luajit or "") or "") },
+    { "OpenSSL", core.version.openssl },
+    { "libcurl", core.version.curl },
+    { "anchors", ("lua-luaossl %s, lua-socket %s, lua-sec %s, lua-resty-core %s, wrk %s"):format(
+      dpkg("lua-luaossl"), dpkg("lua-socket"), dpkg("lua-sec"), dpkg("lua-resty-core"),
+      dpkg("wrk")) },
+    { "iceservers", core._VERSION .. " (this checkout)" },
+  }
+end
+
+local function loadavg()
+  return (sh.read_file("/proc/loadavg") or "?"):match("^(%S+)") or "?"
+end
+
+local function report(info, load_start, load_end, elapsed)
+  local md, txt = {}, {}
+  local function both(line) md[#md + 1] = line end
+  both("# Benchmark results")
+  both("")
+  both("Written by `make bench` (bench/run.lua); see bench/README.md for what each figure "
+    .. "measures and how. Each figure is taken " .. opt.runs .. " times; the variants "
+    .. "compared run one after another within each round, and a ratio is the median of "
+    .. "the per-round ratios, with their min–max spread in brackets. This machine is "
+    .. "shared and noisy: read the ratios, not the absolute figures.")
+  both("")
+  both("| | |")
+  both("|---|---|")
+  for _, row in ipairs(info) do
+    local value = row[2]
+    if row[1]:find("^load average") then value = load_start .. " / " .. load_end end
+    both(("| %s | %s |"):format(row[1], value))
+  end
+  both(("| total time | %.0f s |"):format(elapsed))
+  both("")
+  both("## Targets")
+  both("")
+  both("| # | measure | result (median, [min–max]) | target | met |")
+  both("|---|---|---|---|---|")
+  for _, r in ipairs(ratios) do
+    if r.target then
+      both(("| %s | %s | %s | %s | %s |"):format(r.bench, r.label, ratio_text(r), r.target,
+        r.met and "yes" or "**no**"))
+    end
+  end
+  both("")
+  both("## Every figure")
+  both("")
+  both("| # | variant | min | median | max | unit |")
+  both("|---|---|---|---|---|---|")
+  for _, id in ipairs(order) do
+    local r = results[id]
+    both(("| %s | %s | %s | %s | %s | %s |"):format(r.bench, r.label, human(r.stats.min, r.unit),
+      human(r.stats.median, r.unit), human(r.stats.max, r.unit), r.unit))
+  end
+  both("")
+  both("Other ratios (no target):")
+  both("")
+  for _, r in ipairs(ratios) do
+    if not r.target then both(("- %s %s: %s"):format(r.bench, r.label, ratio_text(r))) end
+  end
+  for _, b in ipairs { "B3", "B4", "B5", "B6" } do
+    for _, line in ipairs(notes[b] or {}) do both(("- %s %s"):format(b, line)) end
+  end
+  for _, f in ipairs(failures) do both("- **failed**: " .. f) end
+  both("")
+  local extra = sh.read_file("bench/OPTIMISATIONS.md")
+  if extra then both(extra) end
+
+  -- the terminal: the same tables, aligned
+  txt[#txt + 1] = ("%-4s %-62s %12s %12s %12s  %s"):format("#", "variant", "min", "median",
+    "max", "unit")
+  for _, id in ipairs(order) do
+    local r = results[id]
+    txt[#txt + 1] = ("%-4s %-62s %12s %12s %12s  %s"):format(r.bench, r.label:sub(1, 62),
+      human(r.stats.min, r.unit), human(r.stats.median, r.unit), human(r.stats.max, r.unit),
+      r.unit)
+  end
+  txt[#txt + 1] = ""
+  for _, r in ipairs(ratios) do
+    txt[#txt + 1] = ("%-4s %-70s %-22s %-10s %s"):format(r.bench, r.label:sub(1, 70),
+      ratio_text(r), r.target or "", r.target and (r.met and "met" or "MISSED") or "")
+  end
+  return table.concat(md, "\n"), table.concat(txt, "\n")
+end
+
+---------------------------------------------------------------------------
+-- main
+
+if opt.serve then
+  start_servers()
+  for _, srv in ipairs { up, app, app2 } do print(srv:url("/"), srv.tls_port or "", srv.dir) end
+  io.stdout:flush()
+  local deadline = core.monotonic() + opt.serve
+  while core.monotonic() < deadline and not sh.read_file(up.dir .. "/stop") do sh.sleep(1) end
+  stop_servers()
+  return
+end
+
+local t0 = core.monotonic()
+local load_start = loadavg()
+if tonumber(load_start) and tonumber(load_start) > 1 then
+  log("load average is %s: other work on this machine will add noise", load_start)
+end
+local ok, err = pcall(function()
+  start_servers()
+  for _, b in ipairs { { "B1", b1 }, { "B2", b2 }, { "B3", b3 }, { "B4", b4 }, { "B5", b5 },
+    { "B6", b6 } } do
+    if wanted(b[1]) then
+      log("%s: %d runs", b[1], opt.runs)
+      local done, why = pcall(b[2])
+      if not done then
+        failures[#failures + 1] = b[1] .. ": " .. tostring(why)
+        log("%s failed: %s", b[1], tostring(why))
+      end
+    end
+  end
+end)
+local info = app and machine() or {}
+stop_servers()
+if not ok then error(err, 0) end
+local md, txt = report(info, load_start, loadavg(), core.monotonic() - t0)
+print(txt)
+sh.write_file(opt.out, md .. "\n")
+log("wrote %s", opt.out)
+if #failures > 0 then os.exit(1) end
