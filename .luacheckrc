@@ -1,4 +1,5 @@
 std = "max"
+color = false -- plain output, for scripts that read the summary line
 max_line_length = 100
 include_files = {
   "lua", "spec/**/*.lua", "bin", "bench/**/*.lua", "examples/**/*.lua",
