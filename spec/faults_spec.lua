@@ -51,20 +51,7 @@ end
 
 local SECRETS = { S.metered_key, S.cf_token, S.twilio_token, basic(S.twilio_sid, S.twilio_token) }
 
--- A secret leaks when any 8 bytes of it show: half a secret is still one.
-local function leak_in(text)
-  for _, secret in ipairs(SECRETS) do
-    for i = 1, #secret - 7 do
-      local piece = secret:sub(i, i + 7)
-      if text:find(piece, 1, true) then return piece end
-    end
-  end
-end
-
-local function assert_clean(text, what)
-  local piece = leak_in(text)
-  assert(piece == nil, ("%s shows %q of a secret: %s"):format(what, tostring(piece), text))
-end
+local _, assert_clean = require("support.leaks")(SECRETS)
 
 local function assert_one_line(text, what)
   assert.is_string(text, what)

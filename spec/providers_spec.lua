@@ -34,21 +34,7 @@ local SECRETS = {
   basic(S.twilio_sid, WRONG), basic(S.xirsys_ident, S.xirsys_secret),
 }
 
--- A secret leaks when any 8 bytes of it show, not only all of it: a secret
--- cut in the middle is still (half) a secret.
-local function leak_in(text)
-  for _, secret in ipairs(SECRETS) do
-    for i = 1, #secret - 7 do
-      local piece = secret:sub(i, i + 7)
-      if text:find(piece, 1, true) then return piece end
-    end
-  end
-end
-
-local function assert_clean(text, what)
-  local piece = leak_in(text)
-  assert(piece == nil, ("%s shows %q of a secret: %s"):format(what, tostring(piece), text))
-end
+local _, assert_clean = require("support.leaks")(SECRETS)
 
 -- Log lines also never show a request's path or query (where keys travel):
 -- every mock URL has /s/ in its path.

@@ -8,6 +8,7 @@ local encode = require "iceservers.encode"
 local loader = require "iceservers.loader"
 local normalize = require "iceservers.normalize"
 local options = require "iceservers.options"
+local rest = require "iceservers.rest"
 
 local M = {}
 
@@ -91,21 +92,9 @@ local function positive(value, what, default)
   return n
 end
 
--- Plain-text replacement of every secret (4 bytes or more) in s.
+-- Secrets under 4 bytes would blank out ordinary words of the message.
 local function redact(s, secrets)
-  s = tostring(s)
-  for _, secret in ipairs(secrets) do
-    if #secret >= 4 then
-      local from = 1
-      while true do
-        local i, j = s:find(secret, from, true)
-        if not i then break end
-        s = s:sub(1, i - 1) .. "[redacted]" .. s:sub(j + 1)
-        from = i + 10
-      end
-    end
-  end
-  return s
+  return rest.redact(s, secrets, 4)
 end
 
 -- The values a provider declared secret, and any its configure() added.

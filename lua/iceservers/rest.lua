@@ -4,6 +4,24 @@
 -- what is theirs: the URL, the body and the shape of their answers.
 local M = {}
 
+-- text with every occurrence of each secret (of min_len bytes or more)
+-- replaced by "[redacted]"; the broker uses it for errors and log lines too.
+function M.redact(text, secrets, min_len)
+  text = tostring(text)
+  for _, secret in ipairs(secrets) do
+    if #secret >= (min_len or 1) then
+      local from = 1
+      while true do
+        local i, j = text:find(secret, from, true)
+        if not i then break end
+        text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(j + 1)
+        from = i + 10
+      end
+    end
+  end
+  return text
+end
+
 function M.escape(s)
   return (tostring(s):gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
@@ -92,17 +110,7 @@ end
 -- A provider's error text without the credentials req sent, then clipped:
 -- clipping first could cut a secret in two and leave half of it unredacted.
 function M.said(ctx, req, text)
-  text = tostring(text)
-  for _, secret in ipairs(sent_secrets(ctx, req)) do
-    local from = 1
-    while true do
-      local i, j = text:find(secret, from, true)
-      if not i then break end
-      text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(j + 1)
-      from = i + 10
-    end
-  end
-  return clip(text)
+  return clip(M.redact(text, sent_secrets(ctx, req)))
 end
 
 --[[
