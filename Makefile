@@ -88,8 +88,10 @@ compat-check:
 # The main job: nginx in the foreground with examples/nginx/nginx.conf on
 # 127.0.0.1:$(PORT): the endpoint and the demo page, STUN only by default.
 PORT ?= 8080
+# Both cores: nginx loads the 5.1 one, the checkout's bin/iceservers the 5.4 one.
 run:
 	@$(MAKE) --no-print-directory -s LUA_VERSION=5.1 all
+	@$(MAKE) --no-print-directory -s LUA_VERSION=5.4 all
 	@PORT=$(PORT) sh scripts/run-nginx.sh
 
 # The command-line tool of this checkout, on the same configuration.

@@ -129,4 +129,28 @@ describe("bin/iceservers", function()
     assert.are.equal(0, code)
     assert.matches("^iceservers " .. core.version.module:gsub("%.", "%%.") .. " %(.*OpenSSL", out)
   end)
+
+  -- make run builds only what nginx loads unless it builds both; a checkout
+  -- whose core for this interpreter is missing says which command builds it.
+  it("names the make command when this checkout's core is not built", function()
+    local tmp = sh.tmpdir("cli")
+    assert(sh.run("mkdir -p " .. tmp .. "/bin && cp -r lua " .. tmp .. "/ && cp bin/iceservers "
+      .. tmp .. "/bin/"))
+    local abi = jit and "5.1" or _VERSION:match("%d+%.%d+")
+    local ok, out, code = sh.run_clean("env -i PATH=/usr/bin:/bin " .. INTERP .. " " .. tmp
+      .. "/bin/iceservers")
+    sh.rmrf(tmp)
+    assert.is_false(ok)
+    assert.are.equal(1, code)
+    assert.matches("the C core is not built for .* run `make %-C " .. tmp:gsub("%p", "%%%0")
+      .. " LUA_VERSION=" .. abi:gsub("%.", "%%.") .. "`", out)
+    assert.are.equal(1, #lines(out))
+  end)
+
+  it("works in this checkout after make run, which builds both cores", function()
+    local ok, out = sh.run("make -n run PORT=1")
+    assert(ok, out)
+    assert.matches("LUA_VERSION=5%.1 all", out)
+    assert.matches("LUA_VERSION=5%.4 all", out)
+  end)
 end)
