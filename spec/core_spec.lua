@@ -6,6 +6,32 @@ local function unhex(s)
   return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
 end
 local function rep(byte, n) return string.rep(string.char(byte), n) end
+
+-- Runs Lua source in a child interpreter of this kind with this tree's paths,
+-- so that a crash (exit code 139) fails one spec instead of ending the run;
+-- values are set as locals first.  Returns the output's lines and exit code.
+local function child(src, values)
+  local lua = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  local head = { ("package.path, package.cpath = %q, %q"):format(package.path, package.cpath) }
+  for name, v in pairs(values or {}) do head[#head + 1] = ("local %s = %q"):format(name, v) end
+  local _, out, code = sh.run(lua .. " -e " .. sh.quote(table.concat(head, "\n") .. "\n" .. src))
+  local lines = {}
+  for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines, code
+end
+
+-- Source for child: finalizable(f) is a new object whose finalizer is f, on
+-- 5.4 (a table) and LuaJIT (a newproxy) alike.
+local FINALIZABLE = [[
+local function finalizable(f)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = f
+    return p
+  end
+  return setmetatable({}, { __gc = f })
+end
+]]
 local function seq(from, to)
   local t = {}
   for i = from, to do t[#t + 1] = string.char(i) end
@@ -136,6 +162,245 @@ describe("core.hmac", function()
     assert.has_error(function() signer:b64digest() end)
     assert.has_error(function() signer.digest({}, "m") end)
     assert.matches("^iceservers.hmac_key%(sha1%)$", tostring(signer))
+  end)
+end)
+
+describe("a finalized signer", function()
+  -- Lua can still reach a signer once its __gc has run; its states are wiped
+  -- then, and using it dereferenced NULL (exit 139).
+  local function check(lines, code)
+    assert.are.equal(0, code, table.concat(lines, "\n"))
+    assert.are.equal("iceservers.hmac_key(finalized)", lines[1])
+    assert.matches("signer is finalized$", lines[2])
+    assert.matches("signer is finalized$", lines[3])
+    assert.are.equal(3, #lines)
+  end
+
+  it("raises 'signer is finalized' after __gc is called by hand (twice)", function()
+    check(child [[
+      local s = require("iceservers.core").hmac_key("sha1", "k")
+      local gc = debug.getmetatable(s).__gc
+      gc(s)
+      gc(s)
+      print(tostring(s))
+      print(select(2, pcall(s.digest, s, "x")))
+      print(select(2, pcall(s.b64digest, s, "x")))
+    ]])
+  end)
+
+  it("raises 'signer is finalized' when a finalizer resurrects it", function()
+    check(child(FINALIZABLE .. [[
+      local saved
+      do
+        local s = require("iceservers.core").hmac_key("sha256", "k")
+        finalizable(function() saved = s end)
+      end
+      collectgarbage()
+      collectgarbage()
+      print(tostring(saved))
+      print(select(2, pcall(saved.digest, saved, "x")))
+      print(select(2, pcall(saved.b64digest, saved, "x")))
+    ]]))
+  end)
+
+  -- the key states are secret material: a to-be-closed signer wipes them
+  if _VERSION == "Lua 5.4" then
+    it("is finalized by <close> at the end of its block (Lua 5.4)", function()
+      check(child [[
+        local kept
+        do
+          local s <close> = require("iceservers.core").hmac_key("sha1", "k")
+          kept = s
+        end
+        print(tostring(kept))
+        print(select(2, pcall(kept.digest, kept, "x")))
+        print(select(2, pcall(kept.b64digest, kept, "x")))
+      ]])
+    end)
+  end
+end)
+
+describe("iceservers.fast.b64digest", function()
+  -- On LuaJIT the FFI entry read any userdata (or a string) as a signer.
+  it("takes only a live core.hmac_key signer, on the FFI path too", function()
+    local lines, code = child [[
+      local core = require "iceservers.core"
+      local fast = require "iceservers.fast"
+      print(fast.ffi == (rawget(_G, "jit") ~= nil))
+      local s = core.hmac_key("sha1", "k")
+      print(fast.b64digest(s, "m") == s:b64digest("m"))
+      -- a newproxy that shows the signer's getmetatable
+      local fake = newproxy and newproxy(true)
+      if fake then getmetatable(fake).__metatable = getmetatable(s) end
+      for _, bad in ipairs { core.http_client(), "not a signer", 5, {}, fake or io.stdout } do
+        local ok, err = pcall(fast.b64digest, bad, "m")
+        print(ok, err:match("hmac_key expected"))
+      end
+      debug.getmetatable(s).__gc(s)
+      print(select(2, pcall(fast.b64digest, s, "m")))
+    ]]
+    assert.are.equal(0, code, table.concat(lines, "\n"))
+    assert.are.same({ "true", "true" }, { lines[1], lines[2] })
+    for i = 3, 7 do assert.are.equal("false\thmac_key expected", lines[i]) end
+    assert.matches("signer is finalized$", lines[8])
+    assert.are.equal(8, #lines)
+  end)
+end)
+
+describe("an http client reached from Lua code inside its own request", function()
+  local url
+
+  before_each(function()
+    url = "http://127.0.0.1:" .. sh.free_port() .. "/" -- nothing listens: refused at once
+  end)
+
+  it("refuses close and a nested request, and stays usable", function()
+    -- close from a metamethod of the request freed the handle under the
+    -- request: curl_easy_reset(NULL), exit 139
+    local lines, code = child([[
+      local core = require "iceservers.core"
+      local c = core.http_client()
+      local function req(f) return setmetatable({ url = url }, { __index = f }) end
+      print(select(2, pcall(c.request, c, req(function() c:close() end))))
+      print(select(2, pcall(c.request, c, req(function() c:request{ url = url } end))))
+      print(tostring(c) ~= "iceservers.http_client (closed)")
+      local res, err = c:request{ url = url }
+      print(res, err)
+      c:close()
+      print(tostring(c))
+    ]], { url = url })
+    assert.are.equal(0, code, table.concat(lines, "\n"))
+    assert.matches("http: close called during a request of this client$", lines[1])
+    assert.matches("http: request called during a request of this client$", lines[2])
+    assert.are.equal("true", lines[3])
+    assert.matches("^nil\tGET http://127%.0%.0%.1:%d+/%.%.%.: ", lines[4])
+    assert.are.equal("iceservers.http_client (closed)", lines[5])
+    assert.are.equal(5, #lines)
+  end)
+
+  it("passes an error of the request's metamethod through, client and one-shot", function()
+    local c = core.http_client()
+    local req = setmetatable({ url = url }, { __index = function() error("from __index", 0) end })
+    local ok, err = pcall(c.request, c, req)
+    assert.is_false(ok)
+    assert.are.equal("from __index", err)
+    ok, err = pcall(core.http_request, req)
+    assert.is_false(ok)
+    assert.are.equal("from __index", err)
+    local res, err2 = c:request{ url = url } -- not left busy
+    assert.is_nil(res)
+    assert.matches("^GET http://127", err2)
+    c:close()
+  end)
+
+  it("still names the caller's line in a misuse error", function()
+    local c = core.http_client()
+    local ok, err = pcall(function() c:request{ method = "GET" } end)
+    assert.is_false(ok)
+    assert.matches("^spec/core_spec%.lua:%d+: http: req%.url is required$", err)
+    ok, err = pcall(function() core.http_request{ url = url, timeout = "x" } end)
+    assert.is_false(ok)
+    assert.matches("^spec/core_spec%.lua:%d+: http: req%.timeout must be a number", err)
+    c:close()
+  end)
+
+  it("survives finalizers that change the header and resolve tables mid-request", function()
+    -- A finalizer run by an allocation inside the request set a header to a
+    -- table after the tables were checked: strpbrk(NULL), exit 139 (LuaJIT).
+    local lines, code = child(FINALIZABLE .. [[
+      local core = require "iceservers.core"
+      collectgarbage("setpause", 0)
+      collectgarbage("setstepmul", 1000)
+      local outcomes = {}
+      for round = 1, 300 do
+        local headers, resolve = {}, {}
+        for j = 1, round % 40 + 1 do -- so that the collector's steps fall differently
+          headers["X-H" .. j] = "v"
+          resolve["h" .. j .. ".test:80"] = "127.0.0.1"
+        end
+        local live = false
+        for _ = 1, 3 do
+          finalizable(function()
+            if not live then return end
+            for k in pairs(headers) do headers[k] = {} end
+            for k in pairs(resolve) do resolve[k] = false end
+          end)
+        end
+        local c = core.http_client{ headers = { ["X-D"] = "d" } }
+        local req = { url = url, headers = headers, resolve = resolve }
+        live = true
+        local ok, res, err = pcall(c.request, c, req)
+        live = false
+        c:close()
+        local what = ok and (res and "response" or err:match("^GET http") or err)
+          or res:match("http: .*") or res
+        outcomes[what] = true
+      end
+      for what in pairs(outcomes) do print(what) end
+      print("done")
+    ]], { url = url })
+    assert.are.equal(0, code, table.concat(lines, "\n"))
+    assert.are.equal("done", lines[#lines])
+    for i = 1, #lines - 1 do
+      assert.is_true(lines[i] == "GET http" or lines[i]:find("must map strings to strings$") ~= nil,
+        lines[i])
+    end
+  end)
+end)
+
+describe("an http client that a finalizer tries to close during a request", function()
+  local nginx = require "support.nginx"
+  local srv
+
+  lazy_setup(function()
+    srv = nginx.start{ tls = false, server = [[
+      location = /ok { return 200 "ok"; }
+    ]] }
+  end)
+
+  lazy_teardown(function()
+    if srv then srv:stop() end
+  end)
+
+  it("refuses, and the response stays whole", function()
+    -- The finalizer closed the handle after libcurl had finished, and the
+    -- response was read from freed buffers: an empty or garbage body.
+    local lines, code = child(FINALIZABLE .. [[
+      local core = require "iceservers.core"
+      collectgarbage("setpause", 0)
+      collectgarbage("setstepmul", 1000)
+      local outcomes, c = {}, core.http_client()
+      for round = 1, 200 do
+        for _ = 1, round % 40 do local _ = {} end -- so that the collector's steps fall differently
+        local live = false
+        for _ = 1, 3 do
+          finalizable(function()
+            if live and not pcall(c.close, c) then outcomes.refused = true end
+          end)
+        end
+        live = true
+        local ok, res, err = pcall(c.request, c, { url = url })
+        live = false
+        local what = err
+        if not ok then
+          what = res:match("http: the client is closed$") or res -- closed before it began
+        elseif res then
+          what = res.status .. " " .. res.body
+        end
+        outcomes[what] = true
+        if tostring(c):find("closed") then c = core.http_client() end
+      end
+      for what in pairs(outcomes) do print(what) end
+    ]], { url = srv:url("/ok") })
+    assert.are.equal(0, code, table.concat(lines, "\n"))
+    local seen = {}
+    for _, line in ipairs(lines) do
+      seen[line] = true
+      assert.is_true(line == "200 ok" or line == "http: the client is closed"
+        or line == "refused", line)
+    end
+    assert.is_true(seen["200 ok"])
+    assert.is_true(seen.refused, "no finalizer ran during a request")
   end)
 end)
 

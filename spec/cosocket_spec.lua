@@ -2,7 +2,9 @@
 -- of spec/support/ngx_mock.lua calls it and answers the result as JSON),
 -- against the same HTTPS mocks as the libcurl client, core.http_request: the
 -- same status, headers and body; TLS verification by nginx's trusted CA, SNI,
--- the IP-literal refusal; timeouts, max_body, resolve and keep-alive.
+-- the IP-literal refusal; timeouts, max_body, resolve and keep-alive; and the
+-- request and response framing it refuses (spec/support/raw_mock.lua writes
+-- the malformed answers byte for byte).
 local core = require "iceservers.core"
 local cjson = require "cjson"
 local nginx = require "support.nginx"
@@ -13,6 +15,7 @@ local MOCK = [[
     chunked_transfer_encoding off;
     content_by_lua_file ${root}/spec/support/ngx_mock.lua;
   }
+  location /raw/ { content_by_lua_file ${root}/spec/support/raw_mock.lua; }
   location / { content_by_lua_file ${root}/spec/support/ngx_mock.lua; }
 ]]
 
@@ -298,6 +301,184 @@ describe("iceservers.transport.cosocket in nginx", function()
       assert.matches("req%.method", r.raised)
       r = run{ { url = srv:url("/t/json"), timeout = "1" } }[1]
       assert.matches("req%.timeout", r.raised)
+    end)
+  end)
+
+  describe("refuses what would break the HTTP framing", function()
+    local BAD_URL = "the URL holds a space or a control character (percent-encode them)"
+    local BAD_HEADER = "a request header name or value holds a line break or is malformed"
+    local MARK = "K-SPLIT-7d2e" -- stands for a provider key in the query
+
+    local function plain(what, method)
+      return ("%s http://127.0.0.1:%d/...: %s"):format(method or "GET", srv.port, what)
+    end
+
+    it("a space or control character in the URL's path, query or fragment", function()
+      for _, tail in ipairs {
+        "/t/json?k=" .. MARK .. " x", "/t/json?k=" .. MARK .. "\r\nX-Injected: 1",
+        "/t/json\r\n\r\nGET /t/404?k=" .. MARK, "/t/json?k=" .. MARK .. "\n", "/t/ json",
+        "/t/json?k=" .. MARK .. "\t", "/t/json?k=" .. MARK .. "\1", "/t/json?k=" .. MARK .. "\127",
+        "/t/json#" .. MARK .. " x", "/t/json?k=" .. MARK .. "\0",
+      } do
+        local url = srv:url(tail)
+        local res, err = cos{ url = url, method = "POST", body = "" }
+        assert.is_nil(res, ("%q"):format(tail))
+        assert.are.equal(plain(BAD_URL, "POST"), err)
+        if not tail:find("%z") then -- (libcurl's C string would end at the NUL)
+          local cres, cerr = curl{ url = url }
+          assert.is_nil(cres, ("%q"):format(tail))
+          assert.matches("^GET %(malformed URL%): ", cerr)
+        end
+      end
+      assert.is_nil(srv:access_log():find(MARK, 1, true), "a request reached the server")
+    end)
+
+    it("a space or control character in the URL's host", function()
+      for _, host in ipairs { "mock.test\r\nX-Injected", "mock test", "mock.test\0",
+        "mock.test\t" } do
+        local url = ("http://%s:%d/t/echo"):format(host, srv.port)
+        local res, err = cos{ url = url, resolve = { [host .. ":" .. srv.port] = "127.0.0.1" } }
+        assert.is_nil(res, ("%q"):format(host))
+        assert.are.equal("GET (malformed URL)", err)
+        if not host:find("%z") then assert.is_nil(curl{ url = url }) end
+      end
+    end)
+
+    it("but sends other bytes of the path and query as they are, as libcurl does", function()
+      local req = { url = srv:url("/t/echo?a=\200\255\"<>{}|\\^`%zz") }
+      local a, b = assert(cos(req)), assert(curl(req))
+      assert.are.equal(cjson.decode(b.body).uri, cjson.decode(a.body).uri)
+      assert.are.equal("/t/echo?a=\200\255\"<>{}|\\^`%zz", cjson.decode(a.body).uri)
+    end)
+
+    it("a request header with an empty name, a line break, blank, colon or control byte",
+      function()
+        for _, case in ipairs {
+          { { ["X-A"] = "v\r\nX-Injected: " .. MARK }, true }, { { ["X-A"] = "v\nw" }, true },
+          { { ["X-A"] = "v\rw" }, true }, { { ["X-A\r\nX-Injected"] = MARK }, true },
+          { { [""] = "v" }, true }, { { ["X A"] = "v" }, true }, { { ["X:A"] = "v" }, true },
+          { { ["X\tA"] = "v" }, true },
+          -- libcurl cuts these at the NUL, or sends the control byte on
+          { { ["X-A"] = "a\0b" } }, { { ["X\0A"] = "v" } }, { { ["X\1A"] = "v" } },
+          { { ["X\127A"] = "v" } },
+        } do
+          local req = { url = srv:url("/t/echo"), headers = case[1] }
+          local label = ("%q"):format(next(case[1]))
+          local res, err = cos(req)
+          assert.is_nil(res, label)
+          assert.are.equal(plain(BAD_HEADER), err)
+          if case[2] then
+            local cres, cerr = curl(req)
+            assert.is_nil(cres, label)
+            assert.are.equal(err, cerr)
+          end
+        end
+      end)
+
+    it("a Content-Length or Transfer-Encoding of the caller's that does not frame the body",
+      function()
+        -- the caller's Host replaces the transport's, and a Content-Length that
+        -- is the body's is sent once, as libcurl does
+        local req = { method = "POST", url = srv:url("/t/echo"), body = "abcdef",
+          headers = { Host = "other.test", ["content-length"] = "6" } }
+        local a, b = assert(cos(req)), assert(curl(req))
+        assert.are.equal(200, a.status, a.body)
+        local ea, eb = cjson.decode(a.body), cjson.decode(b.body)
+        for _, h in ipairs { "host", "content-length" } do
+          assert.are.equal(eb.headers[h], ea.headers[h], h)
+        end
+        assert.are.equal("other.test", ea.headers.host)
+        assert.are.equal("abcdef", ea.body)
+        -- (libcurl sends these as they are: 3 leaves "def" on the connection, 9
+        -- waits for bytes that never come, chunked is honoured)
+        for _, h in ipairs { { ["Content-Length"] = "3" }, { ["Content-Length"] = "9" },
+          { ["Content-Length"] = "6 " }, { ["Transfer-Encoding"] = "chunked" } } do
+          local res, err = cos{ method = "POST", url = srv:url("/t/echo"), body = "abcdef",
+            headers = h }
+          assert.is_nil(res)
+          assert.are.equal(plain("req.headers frame the body otherwise than it is "
+            .. "(a Transfer-Encoding, or a Content-Length that is not its length)", "POST"), err)
+        end
+      end)
+
+    -- The raw answers of spec/support/raw_mock.lua by name, each fetched by
+    -- both transports: { res, err (the cosocket's), cres, cerr (libcurl's) }.
+    local function raw_both(names)
+      local reqs = {}
+      for i, name in ipairs(names) do reqs[i] = { url = srv:url("/raw/" .. name), timeout = 5 } end
+      local out, results = run(reqs), {}
+      for i, name in ipairs(names) do
+        assert.is_nil(out[i].raised, name)
+        local cres, cerr = curl(reqs[i])
+        results[name] = { res = out[i].res, err = out[i].err, cres = cres, cerr = cerr }
+      end
+      return results
+    end
+
+    -- cases: name -> true when libcurl refuses it too, false when (7.88) it
+    -- does not; each must fail the cosocket transport with `what`.
+    local function refused(cases, what, curl_what)
+      local names = {}
+      for name in pairs(cases) do names[#names + 1] = name end
+      for name, r in pairs(raw_both(names)) do
+        assert.is_nil(r.res, name)
+        assert.are.equal(plain(what), r.err, name)
+        if cases[name] then
+          assert.is_nil(r.cres, name)
+          assert.matches(curl_what, r.cerr, nil, true)
+        end
+      end
+    end
+
+    local function accepted(bodies)
+      local names = {}
+      for name in pairs(bodies) do names[#names + 1] = name end
+      for name, r in pairs(raw_both(names)) do
+        assert.is_nil(r.err, name)
+        assert.is_nil(r.cerr, name)
+        assert.are.equal(200, r.res.status, name)
+        assert.are.equal(bodies[name], r.res.body, name)
+        assert.are.equal(bodies[name], r.cres.body, name)
+      end
+    end
+
+    it("a Content-Length that is not a plain decimal number", function()
+      -- libcurl 7.88 reads the false ones leniently: 0x2 as 0, +2 as 2,
+      -- "1 2" and 1<CR>2 as 1, 2abc, 2.0 and 2e0 as 2
+      refused({ cl_negative = true, cl_empty = true, cl_hex = false, cl_plus = false,
+        cl_inner_space = false, cl_trailing = false, cl_fraction = false, cl_exponent = false,
+        cl_bare_cr = false }, "malformed Content-Length", "Invalid Content-Length: value")
+      refused({ cl_huge = true }, "response body over max_body (1048576 bytes)",
+        "response body over max_body (1048576 bytes)")
+      accepted { cl_same_twice = "ab", cl_same_list = "ab", cl_leading_zeros = "ab" }
+    end)
+
+    it("Content-Length values that differ", function()
+      -- (libcurl 7.88 takes the last header of two, the first value of a list)
+      refused({ cl_conflict = false, cl_conflict_list = false },
+        "conflicting Content-Length values")
+    end)
+
+    it("a Transfer-Encoding other than chunked; chunked decides over a Content-Length",
+      function()
+        accepted { te_and_cl = "hello", cl_and_te = "hello", te_upper = "hello",
+          te_space = "hello" }
+        -- (libcurl 7.88 reads identity until the close, and takes chunked twice
+        -- as once)
+        refused({ te_gzip_chunked = true, te_chunked_gzip = true, te_two_headers = true,
+          te_xchunked = true, te_identity = false, te_chunked_chunked = false },
+          "unsupported Transfer-Encoding (only chunked is)", "encoding")
+      end)
+
+    it("a chunk size that is not plain hexadecimal, and a trailer flood", function()
+      refused({ chunk_0x = true, chunk_negative = true, chunk_plus = true,
+        chunk_leading_space = true, chunk_empty = true, chunk_long = true },
+        "malformed chunked body", "chunked")
+      refused({ chunk_huge = true }, "response body over max_body (1048576 bytes)",
+        "hexadecimal")
+      refused({ chunk_trailer_flood = true }, "response headers over 65536 bytes",
+        "response headers over 65536 bytes")
+      accepted { chunk_ext = "hello world", chunk_sixteen = "hello" }
     end)
   end)
 

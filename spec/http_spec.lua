@@ -251,6 +251,19 @@ describe("iceservers.core HTTP against nginx", function()
       assert.matches("^GET http://127%.0%.0%.1:" .. port .. "/%.%.%.: ", err)
     end)
 
+    -- libcurl takes C strings: what follows a NUL would silently be dropped.
+    it("returns nil, err for a NUL in the URL or in a header", function()
+      local res, err = core.http_request{ url = srv:url("/echo?a=1\0&key=SEKRIT") }
+      assert.is_nil(res)
+      assert.matches("the URL holds a NUL byte", err)
+      assert.is_nil(err:find("SEKRIT", 1, true))
+      for _, headers in ipairs { { ["X-A"] = "v\0x" }, { ["X-A\0B"] = "v" } } do
+        res, err = core.http_request{ url = srv:url("/echo"), headers = headers }
+        assert.is_nil(res)
+        assert.matches("a request header name or value holds a line break or is malformed", err)
+      end
+    end)
+
     it("returns nil, err for a scheme other than http and https", function()
       for _, url in ipairs{ "ftp://127.0.0.1:" .. srv.port .. "/", "file:///etc/passwd",
         "gopher://127.0.0.1/" } do

@@ -155,9 +155,22 @@ static int l_hmac_key(lua_State *L)
     return 1;
 }
 
+/*
+ * The signer at arg, refused once its __gc has run: Lua can still reach it
+ * then (an object finalized in the same cycle may resurrect it, and debug lets
+ * anyone call __gc by hand), but its states are wiped and md is NULL.
+ */
+static const signer *check_signer(lua_State *L, int arg)
+{
+    const signer *s = (const signer *)luaL_checkudata(L, arg, SIGNER_MT);
+    if (s->md == NULL)
+        luaL_error(L, "signer is finalized");
+    return s;
+}
+
 static int l_signer_digest(lua_State *L)
 {
-    const signer *s = (const signer *)luaL_checkudata(L, 1, SIGNER_MT);
+    const signer *s = check_signer(L, 1);
     size_t n;
     const char *msg = check_bytes(L, 2, &n);
     unsigned char out[EVP_MAX_MD_SIZE];
@@ -170,7 +183,7 @@ static int l_signer_digest(lua_State *L)
 /* The credential hot path: MAC and base64 in one call, on the stack only. */
 static int l_signer_b64digest(lua_State *L)
 {
-    const signer *s = (const signer *)luaL_checkudata(L, 1, SIGNER_MT);
+    const signer *s = check_signer(L, 1);
     size_t n;
     const char *msg = check_bytes(L, 2, &n);
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -184,9 +197,11 @@ static int l_signer_b64digest(lua_State *L)
 /*
  * The same for LuaJIT's FFI (lua/iceservers/fast.lua): a compiled trace calls
  * this without leaving the trace, which a Lua C function would make it do on
- * every request of the nginx endpoint.  signer is the payload of a hmac_key
- * userdata; out has room for ICE_B64_LEN(EVP_MAX_MD_SIZE) bytes.  Returns the
- * length written, 0 on failure.
+ * every request of the nginx endpoint.  signer must be the payload of a
+ * hmac_key userdata, which C cannot check: fast.lua compares the metatable
+ * first.  out has room for ICE_B64_LEN(EVP_MAX_MD_SIZE) bytes.  Returns the
+ * length written, 0 on failure or for a finalized signer (md NULL), so that
+ * the caller falls back to b64digest, which raises.
  */
 ICE_API size_t iceservers_ffi_b64digest(const void *signer_ud, const char *msg, size_t n,
                                         char *out)
@@ -202,13 +217,14 @@ static int l_signer_gc(lua_State *L)
 {
     signer *s = (signer *)luaL_checkudata(L, 1, SIGNER_MT);
     OPENSSL_cleanse(s, sizeof *s); /* the states are key material */
+    s->md = NULL;                  /* what check_signer and the FFI entry test */
     return 0;
 }
 
 static int l_signer_tostring(lua_State *L)
 {
     const signer *s = (const signer *)luaL_checkudata(L, 1, SIGNER_MT);
-    lua_pushfstring(L, "iceservers.hmac_key(%s)", s->md ? s->md->name : "?");
+    lua_pushfstring(L, "iceservers.hmac_key(%s)", s->md ? s->md->name : "finalized");
     return 1;
 }
 
@@ -263,6 +279,9 @@ void ice_open_crypto(lua_State *L)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_signer_gc);
         lua_setfield(L, -2, "__gc");
+        /* local s <close> = core.hmac_key(...) wipes the key at the block's end */
+        lua_pushcfunction(L, l_signer_gc);
+        lua_setfield(L, -2, "__close");
         lua_pushcfunction(L, l_signer_tostring);
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "it is not allowed to get the metatable");

@@ -8,6 +8,13 @@
  * are built after curl_easy_perform returns.  Runtime failures come back as
  * nil, err; only misuse (wrong argument types) raises, and always before
  * libcurl is entered.
+ *
+ * Lua code does run during a request outside libcurl: metamethods of the
+ * request table while it is read, and finalizers of any object at any
+ * allocation.  It may reach the client itself, so a request marks its client
+ * busy (run_request) and close and request refuse a busy client; and it may
+ * change the request's tables, so every table entry is checked again where it
+ * is used.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -34,13 +41,14 @@ typedef struct {
     buf body, head;
     int defaults_ref; /* registry ref of the client's default req, or LUA_NOREF */
     int closed;
+    int busy; /* set by run_request while a request of this handle runs */
     char errbuf[CURL_ERROR_SIZE];
 } client;
 
 /* The options of one request, read from Lua before libcurl is touched. */
 typedef struct {
     const char *method, *url, *body, *cafile, *proxy;
-    size_t body_len;
+    size_t body_len, url_len;
     long timeout_ms, connect_timeout_ms;
     double max_body;
     int verify, has_body;
@@ -156,9 +164,24 @@ static client *client_new(lua_State *L)
     return c;
 }
 
+/* Freeing the handle under a running request would pull its buffers and curl
+   handle away from it: a programming mistake, so it raises. */
 static int l_client_close(lua_State *L)
 {
-    client_release(L, (client *)luaL_checkudata(L, 1, CLIENT_MT));
+    client *c = (client *)luaL_checkudata(L, 1, CLIENT_MT);
+    if (c->busy)
+        return luaL_error(L, "http: close called during a request of this client");
+    client_release(L, c);
+    return 0;
+}
+
+/* A busy client is on the running request's stack, so it is never garbage;
+   the test only keeps __gc from ever raising. */
+static int l_client_gc(lua_State *L)
+{
+    client *c = (client *)luaL_checkudata(L, 1, CLIENT_MT);
+    if (!c->busy)
+        client_release(L, c);
     return 0;
 }
 
@@ -171,6 +194,21 @@ static int l_client_tostring(lua_State *L)
 }
 
 /* ---- reading the request table ------------------------------------------- */
+
+/*
+ * luaL_error as the caller of request() sees it: perform runs under
+ * run_request's lua_pcall, one C level deeper, so the caller is level 2.
+ */
+static int req_error(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    luaL_where(L, 2);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
 
 /* Pushes req[name], or defaults[name] when req has none (nil if neither). */
 static int get_field(lua_State *L, int req, int defs, const char *name)
@@ -189,7 +227,7 @@ static const char *opt_string(lua_State *L, int req, int defs, const char *name,
     if (t == LUA_TNIL)
         return NULL;
     if (t != LUA_TSTRING)
-        luaL_error(L, "http: req.%s must be a string, got %s", name, lua_typename(L, t));
+        req_error(L, "http: req.%s must be a string, got %s", name, lua_typename(L, t));
     return lua_tolstring(L, -1, len); /* stays on the stack until the call ends */
 }
 
@@ -202,11 +240,11 @@ static double opt_seconds(lua_State *L, int req, int defs, const char *name, dou
         return dflt;
     }
     if (t != LUA_TNUMBER)
-        luaL_error(L, "http: req.%s must be a number, got %s", name, lua_typename(L, t));
+        req_error(L, "http: req.%s must be a number, got %s", name, lua_typename(L, t));
     v = (double)lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (!(v > 0 && v <= 86400))
-        luaL_error(L, "http: req.%s must be a number of seconds above 0 and at most 86400", name);
+        req_error(L, "http: req.%s must be a number of seconds above 0 and at most 86400", name);
     return v;
 }
 
@@ -222,8 +260,15 @@ static int opt_table(lua_State *L, int idx, const char *name)
         return 0;
     }
     if (t != LUA_TTABLE)
-        luaL_error(L, "http: req.%s must be a table, got %s", name, lua_typename(L, t));
+        req_error(L, "http: req.%s must be a table, got %s", name, lua_typename(L, t));
     return lua_gettop(L);
+}
+
+/* The key and value lua_next left on top must both be strings. */
+static void check_pair(lua_State *L, const char *what)
+{
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        req_error(L, "http: req.%s must map strings to strings", what);
 }
 
 /* Misuse is checked here, in full, before anything is allocated for curl. */
@@ -233,8 +278,7 @@ static void check_string_map(lua_State *L, int idx, const char *what)
         return;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "http: req.%s must map strings to strings", what);
+        check_pair(L, what);
         lua_pop(L, 1);
     }
 }
@@ -243,19 +287,19 @@ static void read_request(lua_State *L, int req, int defs, request *r)
 {
     int t;
     memset(r, 0, sizeof *r);
-    r->url = opt_string(L, req, defs, "url", NULL);
+    r->url = opt_string(L, req, defs, "url", &r->url_len);
     if (r->url == NULL)
-        luaL_error(L, "http: req.url is required");
+        req_error(L, "http: req.url is required");
     r->method = opt_string(L, req, defs, "method", NULL);
     if (r->method == NULL)
         r->method = "GET";
     else {
         const char *m = r->method;
         if (*m == '\0')
-            luaL_error(L, "http: req.method is empty");
+            req_error(L, "http: req.method is empty");
         for (; *m; m++)
             if (!isupper((unsigned char)*m))
-                luaL_error(L, "http: req.method must be an upper-case token such as GET or POST");
+                req_error(L, "http: req.method must be an upper-case token such as GET or POST");
     }
     r->body = opt_string(L, req, 0, "body", &r->body_len);
     r->has_body = r->body != NULL;
@@ -269,17 +313,17 @@ static void read_request(lua_State *L, int req, int defs, request *r)
     if (t == LUA_TNIL)
         r->max_body = DEFAULT_MAX_BODY;
     else if (t != LUA_TNUMBER)
-        luaL_error(L, "http: req.max_body must be a number, got %s", lua_typename(L, t));
+        req_error(L, "http: req.max_body must be a number, got %s", lua_typename(L, t));
     else {
         r->max_body = (double)lua_tonumber(L, -1);
         if (!(r->max_body >= 0 && r->max_body <= 1073741824.0))
-            luaL_error(L, "http: req.max_body must be a number of bytes from 0 to 1 GiB");
+            req_error(L, "http: req.max_body must be a number of bytes from 0 to 1 GiB");
     }
     lua_pop(L, 1);
 
     t = get_field(L, req, defs, "verify");
     if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-        luaL_error(L, "http: req.verify must be a boolean, got %s", lua_typename(L, t));
+        req_error(L, "http: req.verify must be a boolean, got %s", lua_typename(L, t));
     r->verify = t == LUA_TNIL || lua_toboolean(L, -1);
     lua_pop(L, 1);
 
@@ -362,11 +406,17 @@ static int has_crlf(const char *s)
     return strpbrk(s, "\r\n") != NULL;
 }
 
-/* Whether the table at idx (string keys only) has name as a key, in any case. */
+/*
+ * Whether the table at idx (string keys only) has name as a key, in any case.
+ * The entries are checked again in these loops: a finalizer run by an
+ * allocation (lua_pushfstring) may have changed the table since
+ * check_string_map.
+ */
 static int has_name(lua_State *L, int idx, const char *name)
 {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+        check_pair(L, "headers");
         lua_pop(L, 1);
         if (strcasecmp(lua_tostring(L, -1), name) == 0) {
             lua_pop(L, 1);
@@ -387,13 +437,18 @@ static const char *add_headers(lua_State *L, client *c, int idx, int override_id
         return NULL;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        const char *name = lua_tostring(L, -2), *value = lua_tostring(L, -1);
+        const char *name, *value;
+        size_t name_len, value_len;
         struct curl_slist *n;
+        check_pair(L, "headers");
+        name = lua_tolstring(L, -2, &name_len);
+        value = lua_tolstring(L, -1, &value_len);
         if (override_idx && has_name(L, override_idx, name)) {
             lua_pop(L, 1);
             continue;
         }
-        if (*name == '\0' || strpbrk(name, ": \t\r\n") || has_crlf(value)) {
+        if (*name == '\0' || strpbrk(name, ": \t\r\n") || has_crlf(value) ||
+            strlen(name) != name_len || strlen(value) != value_len) {
             lua_pop(L, 2);
             return "a request header name or value holds a line break or is malformed";
         }
@@ -414,8 +469,11 @@ static const char *add_resolve(lua_State *L, client *c, int idx)
         return NULL;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        const char *hostport = lua_tostring(L, -2), *addr = lua_tostring(L, -1);
+        const char *hostport, *addr;
         struct curl_slist *n, *f;
+        check_pair(L, "resolve");
+        hostport = lua_tostring(L, -2);
+        addr = lua_tostring(L, -1);
         if (has_crlf(hostport) || has_crlf(addr) || strchr(hostport, ':') == NULL) {
             lua_pop(L, 2);
             return "req.resolve keys must be \"host:port\"";
@@ -532,6 +590,7 @@ static int push_response(lua_State *L, client *c)
     return 1;
 }
 
+/* Under run_request's lua_pcall: l_perform(client, req, defaults or nil). */
 static int perform(lua_State *L, client *c, int req, int defs)
 {
     request rq, *r = &rq;
@@ -539,12 +598,15 @@ static int perform(lua_State *L, client *c, int req, int defs)
     CURLcode rc;
     int base = lua_gettop(L);
 
-    if (c->closed)
-        return luaL_error(L, "http: the client is closed");
+    if (c->closed) /* again: a finalizer may have closed it before it was busy */
+        return req_error(L, "http: the client is closed");
     luaL_checkstack(L, 40, "http");
     read_request(L, req, defs, r);
     if (!scheme_allowed(r->url))
         return push_failure(L, r, "only http and https URLs are allowed");
+    /* libcurl reads C strings: the rest of a URL after a NUL would vanish. */
+    if (strlen(r->url) != r->url_len)
+        return push_failure(L, r, "the URL holds a NUL byte");
 
     curl_easy_reset(c->easy); /* keeps the connection and DNS caches */
     curl_slist_free_all(c->headers);
@@ -621,6 +683,37 @@ static int perform(lua_State *L, client *c, int req, int defs)
     return push_response(L, c);
 }
 
+static int l_perform(lua_State *L)
+{
+    return perform(L, (client *)lua_touserdata(L, 1), 2, lua_isnil(L, 3) ? 0 : 3);
+}
+
+/*
+ * Runs perform on the client at stack index ud with the client marked busy,
+ * under lua_pcall so that every way out (errors included) clears the mark.
+ * Returns lua_pcall's status: perform's results, or the error, are on top.
+ */
+static int run_request(lua_State *L, client *c, int ud, int req, int defs)
+{
+    int status;
+    if (c->closed)
+        return luaL_error(L, "http: the client is closed");
+    if (c->busy)
+        return luaL_error(L, "http: request called during a request of this client");
+    luaL_checkstack(L, 4, "http");
+    lua_pushcfunction(L, l_perform);
+    lua_pushvalue(L, ud);
+    lua_pushvalue(L, req);
+    if (defs)
+        lua_pushvalue(L, defs);
+    else
+        lua_pushnil(L);
+    c->busy = 1; /* only now: the pushes above may raise (out of memory) */
+    status = lua_pcall(L, 3, LUA_MULTRET, 0);
+    c->busy = 0;
+    return status;
+}
+
 static int check_req(lua_State *L, int idx)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -630,13 +723,15 @@ static int check_req(lua_State *L, int idx)
 /* core.http_request(req): a handle for one transfer, closed before returning. */
 static int l_http_request(lua_State *L)
 {
-    int req = check_req(L, 1), n;
+    int req = check_req(L, 1), status;
     client *c;
     lua_settop(L, 1);
-    c = client_new(L);
-    n = perform(L, c, req, 0);
+    c = client_new(L); /* at 2 */
+    status = run_request(L, c, 2, req, 0);
     client_release(L, c);
-    return n;
+    if (status != 0)
+        return lua_error(L);
+    return lua_gettop(L) - 2;
 }
 
 /* core.http_client([defaults]) */
@@ -657,13 +752,16 @@ static int l_http_client(lua_State *L)
 static int l_client_request(lua_State *L)
 {
     client *c = (client *)luaL_checkudata(L, 1, CLIENT_MT);
-    int req = check_req(L, 2), defs = 0;
+    int req = check_req(L, 2), defs = 0, base;
     lua_settop(L, 2);
     if (c->defaults_ref != LUA_NOREF && !c->closed) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->defaults_ref);
         defs = lua_gettop(L);
     }
-    return perform(L, c, req, defs);
+    base = lua_gettop(L);
+    if (run_request(L, c, 1, req, defs) != 0)
+        return lua_error(L);
+    return lua_gettop(L) - base;
 }
 
 int ice_http_global_init(lua_State *L)
@@ -694,7 +792,7 @@ void ice_open_http(lua_State *L)
     if (luaL_newmetatable(L, CLIENT_MT)) {
         ice_newlib(L, methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_client_close);
+        lua_pushcfunction(L, l_client_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__close");

@@ -8,20 +8,31 @@ path, these are the core's own functions; both give the same bytes (checked
 when this module loads).
 
   fast.b64digest(signer, msg)   signer:b64digest(msg), for a core.hmac_key signer
+                                (anything else raises, as the method does)
   fast.json_quote(s[, s2])      core.json_quote(s[, s2]): one or two strings
   fast.ffi                      true when the FFI paths are in use
 ]]
 local core = require "iceservers.core"
 
+-- The signer's own C method: it checks its self argument, where a method
+-- call on a lookalike would call whatever that object's b64digest is.
+local signer_b64digest = core.hmac_key("sha1", "").b64digest
+
 local M = {
-  b64digest = function(signer, msg) return signer:b64digest(msg) end,
+  b64digest = signer_b64digest,
   json_quote = core.json_quote,
   ffi = false,
 }
 
 local jit = rawget(_G, "jit")
 local searchpath = package.searchpath
-if not (jit and searchpath) then return M end
+-- The FFI entry reads any pointer as a signer, so only a userdata with the
+-- signer's real metatable may reach it.  getmetatable gives the __metatable
+-- field, which any newproxy can copy; debug.getmetatable (compiled by LuaJIT)
+-- gives the table itself, which only core.hmac_key sets.
+local getmt = rawget(_G, "debug") and debug.getmetatable
+if not (jit and searchpath and getmt) then return M end
+local SIGNER_MT = getmt(core.hmac_key("sha1", ""))
 local has_ffi, ffi = pcall(require, "ffi")
 local path = has_ffi and searchpath("iceservers.core", package.cpath)
 if not path then return M end
@@ -53,10 +64,14 @@ local function json_quote(s, s2)
   return quote(s)
 end
 
+-- Anything the FFI entry must not see, and its 0 (a finalized signer), goes
+-- to the method, which raises for it.
 local function b64digest(signer, msg)
-  if type(msg) ~= "string" then return signer:b64digest(msg) end -- raises as it does
+  if type(msg) ~= "string" or getmt(signer) ~= SIGNER_MT then
+    return signer_b64digest(signer, msg)
+  end
   local n = lib.iceservers_ffi_b64digest(signer, msg, #msg, dbuf)
-  if n == 0 then return signer:b64digest(msg) end
+  if n == 0 then return signer_b64digest(signer, msg) end
   return ffi_string(dbuf, n)
 end
 

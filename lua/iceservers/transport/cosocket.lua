@@ -18,14 +18,23 @@ local VERSION = require("iceservers.core")._VERSION
 local DEFAULTS = { timeout = 5, connect_timeout = 2, max_body = 1024 * 1024 }
 local KEEPALIVE_MS, POOL_SIZE = 60000, 16
 local HEADER_CAP = 64 * 1024 -- response header block, as libcurl's client (ICE_HEADER_CAP)
+-- A space, a control byte or DEL in a URL would end or split the request line
+-- (or the Host line): libcurl refuses such URLs, and so does this transport.
+local LINE_BREAKER = "[%z\1-\32\127]"
+local BAD_NAME_BYTE = "[%z\1-\32\127:]"
+local BAD_HEADER = "a request header name or value holds a line break or is malformed"
+local BAD_FRAMING = "req.headers frame the body otherwise than it is "
+  .. "(a Transfer-Encoding, or a Content-Length that is not its length)"
 
 local function fail(req, target, what)
   return nil, ("%s %s/...: %s"):format(req.method or "GET", target, what)
 end
 
+-- Returns scheme, host, port, path and whether the path, query and fragment
+-- are free of line breakers; nil when the URL (or its host) is malformed.
 local function parse_url(url)
   local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]+)(.*)$")
-  if not scheme then return nil end
+  if not scheme or authority:find(LINE_BREAKER) then return nil end
   scheme = scheme:lower()
   local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
   if host then
@@ -37,7 +46,7 @@ local function parse_url(url)
   port = tonumber(port) or (scheme == "https" and 443 or 80)
   local path = rest:gsub("#.*$", "")
   if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
-  return scheme, host, port, path
+  return scheme, host, port, path, not rest:find(LINE_BREAKER)
 end
 
 local function is_ip(host)
@@ -72,8 +81,12 @@ local function reader(sock, deadline)
     while true do
       local i = buf:find("\n", from, true)
       if i then
-        local line = buf:sub(pos, i - 1):gsub("\r", "")
+        local last = i - 1
+        if last >= pos and buf:byte(last) == 13 then last = last - 1 end
+        local line = buf:sub(pos, last)
         pos = i + 1
+        -- RFC 9112 2.2: a bare CR is a blank, never dropped (1<CR>2 is not 12)
+        if line:find("\r", 1, true) then line = line:gsub("\r", " ") end
         return line
       end
       if #buf - pos + 1 > limit then return nil, why end
@@ -139,17 +152,46 @@ local function read_headers(rd)
   return tonumber(status), headers, version
 end
 
+-- RFC 9110 8.6: one decimal number, or the same one repeated; anything else
+-- (a sign, 0x, blanks inside, values that differ) is a framing error that
+-- must not be guessed at, as a guess is how one answer is read as two.
+-- Returns the length (math.huge when over any max_body), or nil, why.
+local function content_length(value)
+  local length
+  for item in (value .. ","):gmatch("([^,]*),") do
+    local digits = item:match("^[ \t]*(%d+)[ \t]*$")
+    if not digits then return nil, "malformed Content-Length" end
+    digits = digits:gsub("^0+(%d)", "%1")
+    if length and digits ~= length then return nil, "conflicting Content-Length values" end
+    length = digits
+  end
+  return #length > 15 and math.huge or tonumber(length)
+end
+
+-- RFC 9112 7.1: 1*HEXDIG (at most 16, as libcurl), then blanks and chunk
+-- extensions; no sign, no 0x, nothing before.  Returns the size (math.huge
+-- when over any max_body), or nil.
+local function chunk_size(line)
+  local hex, rest = line:match("^(%x+)[ \t]*(.*)$")
+  if not hex or #hex > 16 or not (rest == "" or rest:sub(1, 1) == ";") then return nil end
+  hex = hex:gsub("^0+(%x)", "%1")
+  return #hex > 12 and math.huge or tonumber(hex, 16)
+end
+
 local function read_chunked(rd, cap)
   local parts, size = {}, 0
   while true do
     local line, err = rd.line(HEADER_CAP, "malformed chunked body")
     if not line then return nil, err end
-    local n = tonumber(line:match("^%s*(%x+)"), 16)
+    local n = chunk_size(line)
     if not n then return nil, "malformed chunked body" end
     if n == 0 then
-      repeat -- trailers, up to the empty line
-        line, err = rd.line(HEADER_CAP, "malformed chunked body")
+      local left = HEADER_CAP
+      repeat -- trailers, up to the empty line, bounded as the header block
+        line, err = rd.line(left, "headers over")
         if not line then return nil, err end
+        left = left - #line - 2
+        if left < 0 then return nil, "headers over" end
       until line == ""
       return table.concat(parts)
     end
@@ -163,27 +205,44 @@ local function read_chunked(rd, cap)
   end
 end
 
-local function request_text(req, host, port, scheme, path)
-  local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
-  local lines = {
-    ("%s %s HTTP/1.1"):format(req.method or "GET", path),
-    "Host: " .. host .. (default_port and "" or (":" .. port)),
-  }
-  local has = {}
+-- The caller's headers as lines, and the lower-cased names given; or nil,
+-- why.  The transport frames the body itself, so a caller's
+-- Transfer-Encoding, or a Content-Length other than the body's, would have
+-- the server read the rest as another request.
+local function caller_headers(req, body_len)
+  local lines, has = {}, {}
   for name, value in pairs(req.headers or {}) do
-    if type(name) ~= "string" or type(value) ~= "string" then
-      error("http: req.headers must map strings to strings", 3)
+    if name == "" or name:find(BAD_NAME_BYTE) or value:find("[%z\r\n]") then
+      return nil, BAD_HEADER
     end
-    if name:find("[:%s]") or value:find("[\r\n]") then return nil end
+    local lower = name:lower()
+    if lower == "transfer-encoding" or (lower == "content-length" and value ~= body_len) then
+      return nil, BAD_FRAMING
+    end
     lines[#lines + 1] = name .. ": " .. value
-    has[name:lower()] = true
+    has[lower] = true
   end
+  return lines, has
+end
+
+-- The request's bytes, or nil, why.  A caller's Host, User-Agent or
+-- Content-Length stands in for the transport's own, as with libcurl.
+local function request_text(req, host, port, scheme, path)
+  local body = req.body or ""
+  local given, has = caller_headers(req, tostring(#body))
+  if not given then return nil, has end
+  local lines = { ("%s %s HTTP/1.1"):format(req.method or "GET", path) }
+  if not has.host then
+    local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+    lines[2] = "Host: " .. host .. (default_port and "" or (":" .. port))
+  end
+  for i = 1, #given do lines[#lines + 1] = given[i] end
   if not has["user-agent"] then lines[#lines + 1] = "User-Agent: iceservers/" .. VERSION end
-  if req.body or req.method == "POST" or req.method == "PUT" then
-    lines[#lines + 1] = "Content-Length: " .. #(req.body or "")
+  if not has["content-length"] and (req.body or req.method == "POST" or req.method == "PUT") then
+    lines[#lines + 1] = "Content-Length: " .. #body
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = req.body or ""
+  lines[#lines + 1] = body
   return table.concat(lines, "\r\n")
 end
 
@@ -201,15 +260,26 @@ local function check(req)
   if req.body ~= nil and type(req.body) ~= "string" then
     error("http: req.body must be a string", 3)
   end
+  if req.headers ~= nil and type(req.headers) ~= "table" then
+    error("http: req.headers must be a table", 3)
+  end
+  for name, value in pairs(req.headers or {}) do
+    if type(name) ~= "string" or type(value) ~= "string" then
+      error("http: req.headers must map strings to strings", 3)
+    end
+  end
 end
 
 function M.request(req)
   check(req)
-  local scheme, host, port, path = parse_url(req.url)
+  local scheme, host, port, path, clean = parse_url(req.url)
   if not scheme then return nil, (req.method or "GET") .. " (malformed URL)" end
   local target = ("%s://%s:%d"):format(scheme, host, port)
   if scheme ~= "http" and scheme ~= "https" then
     return fail(req, target, "only http and https URLs are allowed")
+  end
+  if not clean then
+    return fail(req, target, "the URL holds a space or a control character (percent-encode them)")
   end
   local tls, verify = scheme == "https", req.verify ~= false
   if tls and verify and is_ip(host) then
@@ -221,8 +291,8 @@ function M.request(req)
   local cap = req.max_body or DEFAULTS.max_body
   local addr = req.resolve and req.resolve[host .. ":" .. port]
   addr = addr or host:gsub("^%[(.*)%]$", "%1")
-  local text = request_text(req, host, port, scheme, path)
-  if not text then return fail(req, target, "a request header is malformed") end
+  local text, terr = request_text(req, host, port, scheme, path)
+  if not text then return fail(req, target, terr) end
 
   local sock = ngx.socket.tcp()
   local connect_ms = math.floor((req.connect_timeout or DEFAULTS.connect_timeout) * 1000)
@@ -278,13 +348,22 @@ function M.request(req)
   until status >= 200
 
   local body, berr
-  local length = tonumber(headers["content-length"])
+  local te, cl = headers["transfer-encoding"], headers["content-length"]
   local reusable = version == "1.1" and not (headers.connection or ""):lower():find("close")
   if req.method == "HEAD" or status == 204 or status == 304 then
     body = ""
-  elseif (headers["transfer-encoding"] or ""):lower():find("chunked") then
+  elseif te then
+    -- RFC 9112 6.3: chunked decides over a Content-Length, and such an answer
+    -- may be a splitting attempt, so its connection is not used again.  This
+    -- transport decodes no other coding.
+    if te:lower() ~= "chunked" then
+      return broken("unsupported Transfer-Encoding (only chunked is)")
+    end
+    reusable = reusable and cl == nil
     body, berr = read_chunked(rd, cap)
-  elseif length then
+  elseif cl then
+    local length, lerr = content_length(cl)
+    if not length then return broken(lerr) end
     if length > cap then return broken("over") end
     body, berr = rd.bytes(length)
   else
