@@ -366,6 +366,37 @@ describe("bad input", function()
       TURN_SECRET = "s", TURN_SECRET_FILE = "/x", TURN_URLS = TURN[1] } }, "not both" },
     { "TURN_PROVIDER with an unknown name in the chain", { env = { TURN_PROVIDER = "coturn,xx",
       TURN_SECRET = "s", TURN_URLS = TURN[1] } }, "unknown provider 'xx'" },
+    -- under 30 s the safety margin would leave nothing cached
+    { "ICESERVERS_CACHE_TTL of 30 s", { env = { ICESERVERS_CACHE_TTL = "30" } },
+      "cache_ttl (ICESERVERS_CACHE_TTL): TTL 30 is outside 60 s .. 7 d" },
+    { "ICESERVERS_CACHE_TTL of 59 s", { env = { ICESERVERS_CACHE_TTL = "59" } },
+      "outside 60 s .. 7 d" },
+    { "ICESERVERS_CACHE_TTL of 8 d", { env = { ICESERVERS_CACHE_TTL = "8d" } },
+      "outside 60 s .. 7 d" },
+    { "ICESERVERS_CACHE_TTL in milliseconds", { env = { ICESERVERS_CACHE_TTL = "3600ms" } },
+      "ICESERVERS_CACHE_TTL" },
+    { "a negative cache_ttl", { cache_ttl = -1 }, "outside 60 s .. 7 d" },
+    { "a fractional cache_ttl", { cache_ttl = 90.5 }, "whole number" },
+    { "a cache_ttl of 1 s", { cache_ttl = 1 }, "cache_ttl (ICESERVERS_CACHE_TTL)" },
+    -- an http:// base URL of a built-in REST provider, without the test flag
+    { "an http:// TURN_API_URL", { env = { TURN_PROVIDER = "metered", TURN_API_KEY = "k",
+      TURN_API_URL = "http://metered.example" } }, "TURN_API_URL must be an https://" },
+    { "an http:// TWILIO_API_URL", { env = { TURN_PROVIDER = "twilio",
+      TWILIO_ACCOUNT_SID = "AC00", TWILIO_AUTH_TOKEN = "t",
+      TWILIO_API_URL = "http://twilio.example" } }, "TWILIO_API_URL must be an https://" },
+    { "an http:// CLOUDFLARE_API_URL", { env = { TURN_PROVIDER = "cloudflare",
+      CLOUDFLARE_TURN_KEY_ID = "id", CLOUDFLARE_TURN_KEY_API_TOKEN = "t",
+      CLOUDFLARE_API_URL = "http://cf.example" } }, "CLOUDFLARE_API_URL must be an https://" },
+    { "an http:// xirsys api_url in config", { providers = "xirsys", xirsys = { ident = "i",
+      secret = "s", channel = "c", api_url = "HTTP://x.example" } },
+      "XIRSYS_API_URL must be an https://" },
+    { "an http:// base URL with ICESERVERS_ALLOW_HTTP=0", { env = { TURN_PROVIDER = "metered",
+      TURN_API_KEY = "k", TURN_API_URL = "http://metered.example", ICESERVERS_ALLOW_HTTP = "0" } },
+      "ICESERVERS_ALLOW_HTTP=1" },
+    { "ICESERVERS_ALLOW_HTTP=maybe", { env = { ICESERVERS_ALLOW_HTTP = "maybe" } },
+      "allow_http (ICESERVERS_ALLOW_HTTP) must be a boolean" },
+    { "allow_http that is a number in config", { allow_http = 1 },
+      "allow_http (ICESERVERS_ALLOW_HTTP) must be a boolean" },
   }
 
   for _, case in ipairs(config_errors) do
@@ -397,6 +428,52 @@ describe("bad input", function()
       assert.truthy(broker:get("x"))
     end)
 
+  it("takes ICESERVERS_CACHE_TTL as TURN_TTL is taken: seconds or with a suffix", function()
+    local answer = [[ [{"urls":"turn:m.example:3478","username":"u","credential":"c"}] ]]
+    local function http() return { status = 200, headers = {}, body = answer } end
+    for value, want in pairs { ["2h"] = 7200, ["60"] = 60, [" 90m "] = 5400, ["7d"] = 604800 } do
+      local b = iceservers.from_env({ TURN_PROVIDER = "metered", TURN_API_KEY = "k",
+        TURN_API_URL = "https://m.example", ICESERVERS_CACHE_TTL = value },
+        { http = http, now = clock.now, log = function() end })
+      assert.are.equal(want, select(2, assert(b:get())).ttl)
+    end
+    local b = iceservers.new { providers = "metered", cache_ttl = "1h", http = http,
+      now = clock.now, metered = { api_url = "https://m.example", api_key = "k" } }
+    assert.are.equal(3600, select(2, assert(b:get())).ttl)
+  end)
+
+  it("accepts an http:// provider base URL with ICESERVERS_ALLOW_HTTP=1 or allow_http",
+    function()
+      local seen
+      local function http(req)
+        seen = req.url
+        return { status = 200, headers = {}, body = "[]" }
+      end
+      iceservers.from_env({ TURN_PROVIDER = "metered", TURN_API_KEY = "k",
+        TURN_API_URL = "http://m.example", ICESERVERS_ALLOW_HTTP = "1" },
+        { http = http, log = function() end }):get()
+      assert.matches("^http://m%.example/api/v1/turn/credentials%?", seen)
+      iceservers.new { providers = "cloudflare", allow_http = true, http = http,
+        log = function() end,
+        cloudflare = { key_id = "id", api_token = "t", api_url = "http://cf.example" } }:get()
+      assert.matches("^http://cf%.example/v1/turn/keys/id/", seen)
+    end)
+
+  it("lets a drop-in provider call http:// URLs itself without the flag", function()
+    tmp.file("plain.lua", [[return { get = function(ctx)
+      local res = ctx.http { url = "http://plain.example/ice" }
+      return ctx.json.decode(res.body), 600 end }]])
+    local seen
+    local b = iceservers.new { providers = "plain", providers_dir = tmp.dir,
+      http = function(req)
+        seen = req.url
+        return { status = 200, headers = {}, body =
+          [[ [{"urls":"turn:p.example","username":"u","credential":"c"}] ]] }
+      end }
+    assert.are.equal("plain", select(2, assert(b:get())).provider)
+    assert.are.equal("http://plain.example/ice", seen)
+  end)
+
   it("raises on a non-table config and a bad env argument", function()
     assert.has_error(function() iceservers.new("coturn") end)
     assert.has_error(function() iceservers.from_env(42) end)
@@ -413,6 +490,21 @@ describe("bad input", function()
     { 42, "must be a string" },
     { {}, "must be a string" },
     { false, "must be a string" },
+    -- invalid UTF-8 would be copied into the JSON answer
+    { "\128", "not valid UTF-8" },                -- a lone continuation byte
+    { "caf\195", "not valid UTF-8" },             -- cut in the middle of a character
+    { "\195(", "not valid UTF-8" },               -- a lead byte without its continuation
+    { "\192\175", "not valid UTF-8" },            -- overlong "/"
+    { "\193\191", "not valid UTF-8" },            -- overlong
+    { "\224\128\175", "not valid UTF-8" },        -- overlong "/" in 3 bytes
+    { "\240\128\128\175", "not valid UTF-8" },    -- overlong "/" in 4 bytes
+    { "\237\160\128", "not valid UTF-8" },        -- U+D800, a surrogate
+    { "\237\191\191", "not valid UTF-8" },        -- U+DFFF
+    { "\244\144\128\128", "not valid UTF-8" },    -- U+110000
+    { "\245\128\128\128", "not valid UTF-8" },
+    { "\248\136\128\128\128", "not valid UTF-8" }, -- a 5-byte form
+    { "ok\255", "not valid UTF-8" },
+    { "\254\255", "not valid UTF-8" },
   }
   local broker = iceservers.new(coturn_config())
   for _, case in ipairs(bad_users) do
@@ -422,6 +514,25 @@ describe("bad input", function()
       assert.matches(case[2], err, 1, true)
     end)
   end
+
+  it("returns the same nil, err from json for a user that is not UTF-8", function()
+    for _, format in ipairs { "webrtc", "rest" } do
+      local json, err, where = broker:json("\237\160\128", format)
+      assert.is_nil(json)
+      assert.are.equal("invalid user: not valid UTF-8", err)
+      assert.are.equal("get", where)
+    end
+  end)
+
+  it("accepts users in UTF-8, up to U+10FFFF", function()
+    for _, user in ipairs { "caf\195\169", "\230\151\165\230\156\172", "\240\159\146\169",
+        "\194\128", "\223\191", "\224\160\128", "\237\159\191", "\238\128\128",
+        "\239\191\191", "\240\144\128\128", "\244\143\191\191", "a\195\169b\240\159\146\169c" } do
+      local servers = assert(broker:get(user))
+      assert.are.equal(user, servers[2].username:match("^%d+:(.*)$"))
+      assert.truthy(broker:json(user))
+    end
+  end)
 
   it("accepts a 256-byte user and a Matrix id with colons", function()
     assert.truthy(broker:get(string.rep("u", 256)))
@@ -448,5 +559,403 @@ describe("examples/providers/draft_endpoint.lua", function()
     assert.are.same({ { urls = { "turn:t.example:3478?transport=udp" },
       username = "1800000600:zoe", credential = "pw" } }, servers)
     assert.are.equal(600, meta.ttl)
+  end)
+end)
+
+describe("a provider's check_user hook", function()
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    -- refuses users starting with "x", and counts its calls (in a global the
+    -- spec reads); its get would serve anyone.
+    tmp.file("picky.lua", [[
+      return {
+        options = { prefix = { default = "x" } },
+        check_user = function(user, opts)
+          _G.picky_seen = { user = user, prefix = opts.prefix }
+          if user:sub(1, #opts.prefix) == opts.prefix then
+            return nil, "starts with " .. opts.prefix
+          end
+          return true
+        end,
+        get = function(_, user)
+          _G.picky_gets = (_G.picky_gets or 0) + 1
+          return { { urls = "turn:picky.example:3478", username = user or "anon",
+                     credential = "pw" } }, 600
+        end,
+      }]])
+    tmp.file("raisy.lua", [[
+      return { check_user = function() error("hook bug") end,
+               get = function() return { { urls = "turn:r.example", username = "u",
+                 credential = "p" } }, 600 end }]])
+    tmp.file("notfn.lua", [[return { check_user = true, get = function() end }]])
+  end)
+  teardown(function() tmp.cleanup() end)
+  before_each(function() _G.picky_seen, _G.picky_gets = nil, nil end)
+
+  local function build(chain, extra)
+    local events = {}
+    local c = coturn_config { providers = chain, providers_dir = tmp.dir,
+      on_event = function(kind, name) events[#events + 1] = kind .. ":" .. name end }
+    for k, v in pairs(extra or {}) do c[k] = v end
+    return iceservers.new(c), events
+  end
+
+  it("refuses a user in get and json as invalid, without asking or failing a provider",
+    function()
+      for _, chain in ipairs { "picky", "picky,coturn", "coturn,picky", "stun,picky" } do
+        _G.picky_seen, _G.picky_gets = nil, nil
+        local b, events = build(chain)
+        local servers, err = b:get("xavier")
+        assert.is_nil(servers)
+        assert.are.equal("invalid user: starts with x", err)
+        for _, format in ipairs { "webrtc", "rest" } do
+          local json, jerr, where = b:json("xavier", format)
+          assert.is_nil(json)
+          assert.are.equal("invalid user: starts with x", jerr)
+          assert.are.equal("get", where)
+        end
+        assert.is_nil(_G.picky_gets)
+        assert.are.same({}, events) -- no failure, no degraded answer
+        assert.are.same({ user = "xavier", prefix = "x" }, _G.picky_seen)
+        -- and no backoff: the next user is served by the chain's first provider
+        local ok, meta = assert(b:get("yvonne"))
+        assert.truthy(ok)
+        assert.are.equal(chain:match("^[^,]+"), meta.provider)
+        assert.truthy(b:json("yvonne"))
+      end
+    end)
+
+  it("is asked in coturn's own JSON path too, with the provider's opts", function()
+    local b = build("coturn,picky", { picky = { prefix = "zz" } })
+    assert.are.equal("invalid user: starts with zz", select(2, b:json("zzz")))
+    assert.truthy(b:json("zed"))
+    assert.are.same({ user = "zed", prefix = "zz" }, _G.picky_seen)
+  end)
+
+  it("is not asked without a user, nor for a user the broker refused", function()
+    local b = build("picky")
+    assert.truthy(b:get())
+    assert.truthy(b:json())
+    assert.matches("^invalid user: control", select(2, b:get("x\n")))
+    assert.is_nil(_G.picky_seen)
+  end)
+
+  it("that raises is an error of that provider, not an invalid user, nor a raise", function()
+    local b = build("raisy,coturn")
+    local servers, err = b:get("anyone")
+    assert.is_nil(servers)
+    assert.matches("^raisy: check_user failed: .*hook bug", err)
+    local json, jerr = b:json("anyone")
+    assert.is_nil(json)
+    assert.matches("^raisy: check_user failed", jerr)
+  end)
+
+  it("must be a function", function()
+    local err = error_of(function() build("notfn") end)
+    assert.matches("check_user must be a function", err)
+  end)
+end)
+
+describe("the lifetime a provider reports", function()
+  local T = 1800000000
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    -- answers what _G.life says: {ttl =, expires =}
+    local body = [[
+        get = function()
+          _G.life_calls = (_G.life_calls or 0) + 1
+          return { { urls = "turn:life.example:3478", username = "u", credential = "c" } },
+            _G.life.ttl, _G.life.expires
+        end,
+      }]]
+    tmp.file("life.lua", "return {" .. body)
+    tmp.file("asking.lua", [[return { options = { ttl = { type = "ttl", default = 3600 } },]]
+      .. body)
+    tmp.file("sharedlife.lua", "return { shared = true," .. body)
+    tmp.file("stunlife.lua", [[return { kind = "stun", get = function()
+      return { { urls = "stun:s.example" } }, -5 end }]])
+  end)
+  teardown(function() tmp.cleanup() end)
+  before_each(function() _G.life, _G.life_calls = nil, nil end)
+
+  local function build(chain, extra)
+    local clock = fx.clock(T)
+    local c = { providers = chain, providers_dir = tmp.dir, fallback = "none", stun_urls = {},
+      now = clock.now, log = function() end,
+      coturn = { secret = "s3cret-value", urls = TURN, ttl = 3600 } }
+    for k, v in pairs(extra or {}) do c[k] = v end
+    return iceservers.new(c), clock
+  end
+
+  -- get and both json formats: the ttl and expires they report; or the error.
+  local function outcome(b)
+    local servers, meta = b:get("u")
+    local ok, json, jerr = pcall(b.json, b, "u")
+    assert(ok, "json raised: " .. tostring(json))
+    local ok2, rest = pcall(b.json, b, "u", "rest")
+    assert(ok2, "json rest raised: " .. tostring(rest))
+    if not servers then
+      assert.is_nil(json)
+      assert.are.equal(meta:gsub(" %(not retried.*", ""), jerr:gsub(" %(not retried.*", ""))
+      return nil, meta
+    end
+    local doc = cjson.decode(json)
+    assert.are.equal(meta.ttl, doc.ttl)
+    assert.are.equal(meta.expires, doc.expires)
+    assert.are.equal(meta.ttl, cjson.decode(rest).ttl)
+    assert.matches('"ttl":' .. meta.ttl .. ',', json, 1, true)
+    return meta.ttl, meta.expires
+  end
+
+  local WEEK = 7 * 86400
+  local good = {
+    { { ttl = 600 }, 600 },
+    { { ttl = "600" }, 600 },
+    { { ttl = 60 }, 60 },
+    { { ttl = WEEK + 1 }, WEEK },
+    { { ttl = 1e300 }, WEEK },     -- json raised on Lua 5.4; LuaJIT wrote -2^63
+    { { ttl = 2 ^ 63 }, WEEK },
+    { { expires = T + 600 }, 600 },
+    { { expires = T + WEEK }, WEEK },
+    { { ttl = 600, expires = T + 900 }, 900 }, -- expires is what the answer ends at
+  }
+  for _, case in ipairs(good) do
+    it(("takes ttl %s, expires %s as %d s"):format(tostring(case[1].ttl),
+      tostring(case[1].expires), case[2]), function()
+      _G.life = case[1]
+      local ttl, expires = outcome(build("life"))
+      assert.are.equal(case[2], ttl)
+      assert.are.equal(T + case[2], expires)
+    end)
+  end
+
+  local bad = {
+    { { ttl = math.huge }, "TTL inf is not a finite number of seconds" },
+    { { ttl = -math.huge }, "is not a finite number" },
+    { { ttl = 0 / 0 }, "is not a finite number" },
+    { { ttl = 0 }, "TTL 0 is under the 60 s floor" },
+    { { ttl = -1 }, "TTL -1 is under the 60 s floor" },
+    { { ttl = -1e300 }, "under the 60 s floor" },
+    { { ttl = 59 }, "TTL 59 is under the 60 s floor" },
+    { { ttl = 59.5 }, "under the 60 s floor" },
+    { { ttl = "soon" }, "TTL is not a number (a string)" },
+    { { ttl = {} }, "TTL is not a number (a table)" },
+    { { expires = T - 1 }, "expires 1799999999 is in the past" },
+    { { expires = T }, "is in the past" },
+    { { expires = T + 30 }, "expires 1800000030 is 30 s ahead, under the 60 s floor" },
+    { { expires = T * 1000 }, "is more than 7 d ahead (in milliseconds?)" },
+    { { expires = T + 8 * 86400 }, "expires 1800691200 is more than 7 d ahead" },
+    { { expires = math.huge }, "expires inf is not a finite Unix time" },
+    { { expires = 0 / 0 }, "is not a finite Unix time" },
+    { { expires = "later" }, "expires is not a number (a string)" },
+    { { ttl = 600, expires = T - 5 }, "in the past" },
+    { { ttl = 1, expires = T + 600 }, "under the 60 s floor" },
+  }
+  for _, case in ipairs(bad) do
+    it(("fails the provider for ttl %s, expires %s"):format(tostring(case[1].ttl),
+      tostring(case[1].expires)), function()
+      _G.life = case[1]
+      local ttl, err = outcome(build("life"))
+      assert.is_nil(ttl)
+      assert.are.equal("every provider failed: life: ", err:sub(1, 29))
+      assert.truthy(err:find(case[2], 30, true), err)
+    end)
+  end
+
+  it("is a failure with backoff, and the chain goes on (never an expired credential)",
+    function()
+      _G.life = { ttl = -5 }
+      local events = {}
+      local b = build("life,coturn", { on_event = function(kind, name)
+        events[#events + 1] = kind .. ":" .. name end })
+      local _, meta = assert(b:get("u"))
+      assert.are.equal("coturn", meta.provider)
+      assert.are.equal(3600, meta.ttl)
+      assert.are.same({ "failure:life" }, events)
+      assert(b:json("u"))
+      assert.are.equal(1, _G.life_calls, "backed off")
+    end)
+
+  it("does not matter in a STUN-only answer, which reports none", function()
+    local servers, meta = assert(build("stunlife"):get())
+    assert.are.same({ { urls = { "stun:s.example" } } }, servers)
+    assert.are.same({ provider = "stunlife" }, meta)
+  end)
+
+  it("is cut to the lifetime the provider was asked for", function()
+    for _, case in ipairs {
+      { { ttl = 86400 }, nil, 3600 },
+      { { ttl = 1e300 }, nil, 3600 },
+      { { expires = T + 86400 }, nil, 3600 },
+      { { ttl = 1e300 }, { ttl = "2h" }, 7200 },
+      { { ttl = 600 }, { ttl = "2h" }, 600 },
+    } do
+      _G.life = case[1]
+      local ttl, expires = outcome(build("asking", { asking = case[2] }))
+      assert.are.equal(case[3], ttl)
+      assert.are.equal(T + case[3], expires)
+    end
+  end)
+
+  it("of a shared provider: a huge one is cached for 7 d at most, a negative one not at all",
+    function()
+      _G.life = { ttl = 1e300 }
+      local b, clock = build("sharedlife")
+      assert.are.equal(WEEK, (outcome(b)))
+      clock.t = T + WEEK / 2 + 1 -- past half the (cut) lifetime: refreshed
+      assert.are.equal(WEEK, (outcome(b)))
+      assert.are.equal(2, _G.life_calls)
+      _G.life, _G.life_calls = { ttl = -5 }, nil
+      b, clock = build("sharedlife")
+      assert.matches("under the 60 s floor", select(2, outcome(b)))
+      clock.t = T + 0.5
+      outcome(b)
+      assert.are.equal(1, _G.life_calls, "backed off, not asked on every request")
+    end)
+
+  it("of twilio: the answer's ttl is cut to TURN_TTL and its 24 h maximum", function()
+    local function twilio(answer_ttl, env_ttl)
+      local body = cjson.encode { ttl = answer_ttl, ice_servers = {
+        { urls = "turn:global.turn.twilio.com:3478", username = "u", credential = "c" } } }
+      return iceservers.from_env({ TURN_PROVIDER = "twilio", TWILIO_ACCOUNT_SID = "AC00",
+        TWILIO_AUTH_TOKEN = "tok", TURN_TTL = env_ttl, TURN_FALLBACK = "none" },
+        { now = function() return T end, log = function() end,
+          http = function() return { status = 201, headers = {}, body = body } end })
+    end
+    assert.are.equal(3600, (outcome(twilio("86400", "1h"))))
+    assert.are.equal(3600, (outcome(twilio("1e300", "1h"))))
+    assert.are.equal(86400, (outcome(twilio("172800", "7d"))))
+    assert.are.equal(600, (outcome(twilio("600", "1h"))))
+    assert.matches("twilio: TTL %-5 is under the 60 s floor", select(2, outcome(twilio("-5"))))
+    assert.matches("twilio: TTL 30 is under the 60 s floor", select(2, outcome(twilio("30"))))
+  end)
+end)
+
+describe("entries a provider's answer loses in normalization", function()
+  local T = 1800000000
+  local SECRET = "SLOPPY-SECRET-4711"
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    -- answers _G.sloppy, a list as a provider could write it
+    tmp.file("sloppy.lua", [[return {
+      options = { key = { secret = true, default = "]] .. SECRET .. [[" } },
+      get = function() return _G.sloppy, 600 end }]])
+  end)
+  teardown(function() tmp.cleanup() end)
+
+  local GOOD = { urls = "turn:good.example:3478", username = "good-user", credential = "pw-XYZ" }
+  local BAD = {
+    { urls = "http://bad.example" },
+    { urls = "turn:h.example?transport=" .. SECRET, username = "user-1", credential = "pw-XYZ" },
+    { urls = "turn:nocred.example" },
+  }
+
+  local function build()
+    local lines, log = fx.recorder()
+    local clock = fx.clock(T)
+    local b = iceservers.new { providers = "sloppy", providers_dir = tmp.dir, stun_urls = {},
+      fallback = "none", now = clock.now, log = log }
+    return b, lines, clock
+  end
+
+  local function dropped(lines)
+    local out = {}
+    for _, l in ipairs(lines) do
+      if l:find("dropped", 1, true) then out[#out + 1] = l end
+      assert.is_nil(l:find(SECRET, 1, true), l)
+      assert.is_nil(l:find("pw-XYZ", 1, true), l)
+    end
+    return out
+  end
+
+  it("are logged at info with the reason, once per reason a minute", function()
+    _G.sloppy = { BAD[1], GOOD, BAD[2], BAD[3] }
+    local b, lines, clock = build()
+    assert(b:get("u"))
+    local got = dropped(lines)
+    assert.are.equal(3, #got)
+    assert.are.equal('info: sloppy: dropped from the answer: entry 1: invalid URL '
+      .. '"http://bad.example": unsupported scheme "http"', got[1])
+    assert.matches('^info: sloppy: dropped from the answer: entry 3: invalid URL .*%[redacted%]',
+      got[2])
+    assert.matches("^info: sloppy: dropped from the answer: entry 4: TURN URL "
+      .. '"turn:nocred.example": dropped: username missing', got[3])
+    assert(b:json("u"))
+    clock.t = T + 59
+    assert(b:get("u"))
+    assert.are.equal(3, #dropped(lines), "not again within the minute")
+    _G.sloppy = { BAD[1], GOOD, { urls = 7 } } -- a new reason is logged at once
+    assert(b:get("u"))
+    assert.are.equal(4, #dropped(lines))
+    assert.matches("entry 3: urls is not a string or a list %(number%)$", dropped(lines)[4])
+    clock.t = T + 61
+    assert(b:get("u"))
+    assert.are.equal(5, #dropped(lines), "the first reason again, a minute later")
+  end)
+
+  it("are counted in the error when nothing valid is left", function()
+    _G.sloppy = BAD
+    local b, lines = build()
+    local servers, err = b:get("u")
+    assert.is_nil(servers)
+    assert.are.equal('every provider failed: sloppy: no valid TURN server in the answer '
+      .. '(3 dropped: entry 1: invalid URL "http://bad.example": unsupported scheme "http"; ...)',
+      err)
+    assert.are.equal(3, #dropped(lines))
+    _G.sloppy = { BAD[3] }
+    b = build()
+    assert.are.equal('every provider failed: sloppy: no valid TURN server in the answer '
+      .. '(1 dropped: entry 1: TURN URL "turn:nocred.example": dropped: username missing)',
+      select(2, b:json("u")))
+    _G.sloppy = "not a list"
+    b = build()
+    assert.matches("no valid TURN server in the answer %(1 dropped: answer is not a list%)$",
+      select(2, b:get("u")))
+    _G.sloppy = {} -- nothing dropped: nothing to count
+    b = build()
+    assert.matches("no valid TURN server in the answer$", select(2, b:get("u")))
+  end)
+end)
+
+describe("SSLKEYLOGFILE", function()
+  local sh = require "support.sh"
+  local interp = jit and "luajit" or "lua5.4"
+  local build = os.getenv("ICESERVERS_BUILD") or ("build/" .. _VERSION:match("%d+%.%d+"))
+
+  -- The log lines of a script that asks a REST provider (on a port nobody
+  -- listens on) twice, with the environment prefix env.
+  local function lines_of(env, http)
+    local script = ([[
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local b = require("iceservers").new { providers = "metered", fallback = "none",
+        http = %s, log = function(level, msg) print(level .. ": " .. msg) end,
+        metered = { api_url = "https://127.0.0.1:%d", api_key = "k" },
+        http_timeout = 2, connect_timeout = 2 }
+      b:get(); b:get()
+    ]]):format(build, http or "nil", sh.free_port())
+    local ok, out = sh.run(env .. " " .. interp .. " -e " .. sh.quote(script))
+    assert(ok, out)
+    local warned = {}
+    for line in out:gmatch("[^\n]+") do
+      if line:find("SSLKEYLOGFILE", 1, true) then warned[#warned + 1] = line end
+    end
+    return warned
+  end
+
+  it("set while the libcurl transport is in use is warned about, once", function()
+    local warned = lines_of("SSLKEYLOGFILE=/tmp/iceservers-keylog-spec-unused")
+    assert.are.equal(1, #warned)
+    assert.matches("^warn: SSLKEYLOGFILE is set: ", warned[1])
+    assert.is_nil(warned[1]:find("/tmp/", 1, true), "the path is not logged")
+  end)
+
+  it("is not warned about when unset, or with another transport", function()
+    assert.are.same({}, lines_of("env -u SSLKEYLOGFILE"))
+    assert.are.same({}, lines_of("SSLKEYLOGFILE=/tmp/x",
+      "function() return nil, 'no network here' end"))
   end)
 end)

@@ -190,3 +190,90 @@ describe("a shared provider behind the cache", function()
     end
   end)
 end)
+
+describe("the cache key of a shared provider", function()
+  local cache = require "iceservers.cache"
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    -- answers a TURN URL that names its options, and counts its calls
+    local provider = [[
+      return {
+        shared = true,
+        options = { regions = { type = "list", default = "eu" }, a = {}, b = {},
+                    key = { secret = true } },
+        CONFIGURE
+        get = function(_, user, opts)
+          _G.keyed_calls = (_G.keyed_calls or 0) + 1
+          _G.keyed_user = user or "nil"
+          local name = table.concat(opts.regions, "-") .. "." .. (opts.a or "") .. "."
+            .. (opts.b or "") .. "." .. (opts.key or "")
+          return { { urls = "turn:" .. name:gsub("[^%w]", "x") .. ".example",
+                     username = "u", credential = "c" } }, 600
+        end,
+      }]]
+    tmp.file("keyed.lua", (provider:gsub("CONFIGURE", "")))
+    tmp.file("stateful.lua", (provider:gsub("CONFIGURE", [[
+        configure = function(opts)
+          opts.nonce = tostring({}) -- state of this broker, not configuration
+          opts.state = { built = opts.nonce }
+          return opts
+        end,]])))
+  end)
+  teardown(function() tmp.cleanup() end)
+  before_each(function() _G.keyed_calls, _G.keyed_user = nil, nil end)
+
+  -- Two brokers on one backend (as nginx workers share a dict): the URLs each serves.
+  local function pair(opts1, opts2, name)
+    local backend = cache.memory()
+    name = name or "keyed"
+    local function url(opts)
+      local b = iceservers.new { providers = name, providers_dir = tmp.dir, stun_urls = {},
+        cache = backend, [name] = opts, log = function() end }
+      return assert(b:get("alice"))[1].urls[1]
+    end
+    return url(opts1), url(opts2)
+  end
+
+  it("differs for options that are lists", function()
+    local u1, u2 = pair({ regions = { "eu", "us" } }, { regions = { "eu", "asia" } })
+    assert.are.equal("turn:euxusxxx.example", u1)
+    assert.are.equal("turn:euxasiaxxx.example", u2)
+    assert.are.equal(2, _G.keyed_calls)
+  end)
+
+  it("cannot be forged by a value that spells another option", function()
+    local u1, u2 = pair({ a = "x\nb=y" }, { a = "x", b = "y" })
+    assert.are_not.equal(u1, u2)
+    assert.are.equal(2, _G.keyed_calls)
+    pair({ regions = { "a,b" } }, { regions = { "a", "b" } })
+    assert.are.equal(4, _G.keyed_calls)
+  end)
+
+  it("differs for secret options, without holding them", function()
+    local backend = cache.memory()
+    local stored = {}
+    local spy = { get = backend.get, set = function(self, k, v)
+      stored[#stored + 1] = k
+      return backend.set(self, k, v)
+    end }
+    for _, key in ipairs { "KEY-ONE-123", "KEY-TWO-456" } do
+      iceservers.new { providers = "keyed", providers_dir = tmp.dir, cache = spy,
+        keyed = { key = key }, log = function() end }:get()
+    end
+    assert.are.equal(2, _G.keyed_calls)
+    assert.are_not.equal(stored[1], stored[2])
+    for _, k in ipairs(stored) do assert.is_nil(k:find("KEY", 1, true), k) end
+  end)
+
+  it("is the same for the same options, whatever state configure adds", function()
+    local u1, u2 = pair({ regions = { "eu" }, a = "1" }, { a = "1", regions = "eu" }, "stateful")
+    assert.are.equal(u1, u2)
+    assert.are.equal(1, _G.keyed_calls)
+  end)
+
+  it("is asked without the user: its answer goes to every user", function()
+    pair({}, {}, "stateful")
+    assert.are.equal("nil", _G.keyed_user)
+  end)
+end)

@@ -18,8 +18,16 @@ local S1, S2, S3 = token(16), token(16), token(16) -- old, new, not yet on the s
 local RUN = token(4)
 local function user(name) return name .. "-" .. RUN end
 
+-- Ids coturn 4.6 refuses in a username (is_secure_string), and ids it takes.
+local UNSAFE_IDS = { "o'brien", "a b", "a\\b", 'say"hi"', "reunion-selector" }
+local PLAIN_IDS = { "ålice", "a:b", "bob@example.com" }
+
 local function sign(secret, username)
   return core.hmac_key("sha1", secret):b64digest(username)
+end
+
+local function b64url(raw)
+  return (core.b64encode(raw):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" }))
 end
 
 local function expiry_of(username)
@@ -52,19 +60,21 @@ describe("credentials against a real coturn", function()
     local config = {
       providers = { "coturn" },
       stun_urls = {},
-      coturn = { secret = opts.secret, secret_file = opts.secret_file, urls = urls, ttl = TTL },
+      coturn = { secret = opts.secret, secret_file = opts.secret_file, urls = urls, ttl = TTL,
+        user_id = opts.user_id, user_id_key = opts.user_id_key },
       now = opts.now,
     }
     return iceservers.new(config)
   end
 
-  -- Broker credentials for `name`; checks the answer's shape on the way.
-  local function credentials(b, name)
+  -- Broker credentials for `name`; checks the answer's shape on the way (the
+  -- username's user part is `shown`, by default the name itself).
+  local function credentials(b, name, shown)
     local servers, meta = b:get(name)
     assert(servers, meta)
     assert.are.equal("coturn", meta.provider)
     local entry = turn_entry(servers)
-    assert.are.equal(name, entry.username:match("^%d+:(.*)$"))
+    assert.are.equal(shown or name, entry.username:match("^%d+:(.*)$"))
     assert.are.equal(expiry_of(entry.username), meta.expires)
     assert.are.equal(TTL, meta.ttl)
     return entry
@@ -103,6 +113,26 @@ describe("credentials against a real coturn", function()
     assert(turn:accepted(entry.username), "coturn's log shows no ALLOCATE success for "
       .. entry.username)
     assert.is_false(turn:rejected(entry.username))
+  end
+
+  -- Allocations at once that must all succeed, as assert_accepted.
+  local function assert_all_accepted(entries, transport)
+    local runs = {}
+    for i, entry in ipairs(entries) do
+      local host, port = endpoint(entry, transport)
+      runs[i] = { host = host, port = port, tcp = transport == "tcp", user = entry.username,
+        password = entry.credential, timeout = UCLIENT_TIMEOUT }
+    end
+    for i, res in ipairs(coturn.allocate_all(runs)) do
+      local ok, out, info = res[1], res[2], res[3]
+      local username = entries[i].username
+      assert(ok, ("allocation for %s failed (exit %s):\n%s\n--- coturn log ---\n%s")
+        :format(username, tostring(info.code), out, turn:log():sub(-3000)))
+      assert.is_true(info.received >= 1)
+      assert(turn:accepted(username), "coturn's log shows no ALLOCATE success for " .. username)
+      assert.is_false(turn:rejected(username))
+      assert.is_false(turn:bad_username(username))
+    end
   end
 
   -- An allocation that must fail, and fail because coturn refused the
@@ -186,5 +216,62 @@ describe("credentials against a real coturn", function()
     -- Rotated in order: coturn got S2 beside S1 first, then the broker's file
     -- put S2 first (it signs) and kept S1 after it.
     assert_accepted(from_secrets_file("secrets-rotated", { S2, S1 }, "frank"), "udp")
+  end)
+
+  it("refuses the user ids it would refuse, and hands out nothing for them", function()
+    local b = broker{ secret = S1 }
+    for _, id in ipairs(UNSAFE_IDS) do
+      local servers, err = b:get(user(id))
+      assert.is_nil(servers)
+      assert.matches("^invalid user: coturn refuses user ids with ", err)
+      local json, jerr = b:json(user(id))
+      assert.is_nil(json)
+      assert.are.equal(err, jerr)
+    end
+  end)
+
+  it("refuses those ids itself when they are signed by hand (the premise)", function()
+    local expiry = os.time() + TTL
+    for _, id in ipairs(UNSAFE_IDS) do
+      local username = expiry .. ":" .. user(id)
+      local entry = { urls = urls, username = username, credential = sign(S1, username) }
+      -- a wrong username is answered at once (400), so no long timeout is needed
+      local ok, out, info = allocate(entry, "udp")
+      assert(not ok, "coturn accepted " .. username .. ":\n" .. out)
+      assert.is_true(info.seconds < UCLIENT_TIMEOUT)
+      assert.matches("error 400 (Bad Request)", out, 1, true)
+      assert(turn:bad_username(username), "coturn's log shows no wrong username " .. username
+        .. ":\n" .. turn:log():sub(-2000))
+      assert.is_false(turn:accepted(username))
+    end
+  end)
+
+  it("accepts any of those ids with TURN_USER_ID=opaque, which none of them shows", function()
+    local b = broker{ secret = S1, user_id = "opaque" }
+    local entries = {}
+    for i, id in ipairs(UNSAFE_IDS) do
+      local servers = assert(b:get(user(id)))
+      entries[i] = turn_entry(servers)
+      local oid = entries[i].username:match("^%d+:([%w_%-]+)$")
+      assert.are.equal(43, #oid)
+      assert.is_nil(entries[i].username:find(user(id), 1, true))
+    end
+    assert_all_accepted(entries, "udp")
+  end)
+
+  it("accepts an opaque id keyed by TURN_USER_ID_KEY over TCP", function()
+    local entry = credentials(broker{ secret = S2, user_id = "opaque", user_id_key = S3 },
+      user("o'brien"), b64url(core.hmac("sha256", S3, user("o'brien"))))
+    assert.are.equal(sign(S2, entry.username), entry.credential)
+    assert_all_accepted({ entry }, "tcp")
+  end)
+
+  it("accepts the plain ids it takes, signed as they are", function()
+    local b = broker{ secret = S1 }
+    local entries = {}
+    for i, id in ipairs(PLAIN_IDS) do
+      entries[i] = credentials(b, user(id))
+    end
+    assert_all_accepted(entries, "udp")
   end)
 end)

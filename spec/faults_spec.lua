@@ -258,6 +258,8 @@ describe("provider faults", function()
   local function plain_base(scenario)
     return ("http://mock.test:%d/f/%s"):format(srv.port, scenario)
   end
+  -- what a broker needs to take plain_base's URLs (http:// is for tests only)
+  local PLAIN = { ICESERVERS_ALLOW_HTTP = "1" }
 
   --[[ The faults.  base(scenario) is the provider's base URL; says[transport]
   the patterns (any of them) its error must hold; providers the ones it is
@@ -273,7 +275,7 @@ describe("provider faults", function()
     },
     {
       what = "a connection reset (RST) mid-body, over http", fault = "reset",
-      base = plain_base, calls = 1,
+      base = plain_base, calls = 1, more = PLAIN,
       says = { libcurl = "Connection reset by peer", cosocket = "connection reset by peer" },
     },
     {
@@ -339,7 +341,7 @@ describe("provider faults", function()
           local fallback = i % 2 == 1 and "stun" or "none"
           it(("%s: %s, TURN_FALLBACK=%s"):format(f.what, provider, fallback), function()
             local scenario = f.fault .. "." .. next_id()
-            local more, says, bound
+            local more, says, bound = f.more
             if f.drip then
               more = { ICESERVERS_HTTP_TIMEOUT = tostring(DRIP_TIMEOUT) }
               says = ("timed out after %d ms$"):format(DRIP_TIMEOUT * 1000)

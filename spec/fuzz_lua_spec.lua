@@ -342,6 +342,17 @@ describe("normalize under generated input", function()
   end)
 end)
 
+-- nil if meta's lifetime is one the broker may hand out: a whole number of
+-- seconds from 60 to max, and expires that far from T0.
+local function lifetime_problem(meta, max)
+  local ttl = meta.ttl
+  if type(ttl) ~= "number" or ttl ~= ttl or ttl < 60 or ttl > max or ttl % 1 ~= 0 then
+    return "meta.ttl is " .. show(ttl)
+  end
+  if meta.expires ~= T0 + ttl then return "meta.expires is " .. show(meta.expires) end
+  return nil
+end
+
 ---------------------------------------------------------------------------
 -- the REST providers, through the broker
 
@@ -352,7 +363,8 @@ local PROVIDERS = {
   { name = "twilio", status = 201,
     options = { account_sid = "AC" .. string.rep("0", 32), auth_token = "t" },
     wrap = function(x, r)
-      local ttl = r.pick { 86400, "86400", "1e999", "-5", "0x10", "soon", 0, cjson.null }
+      local ttl = r.pick { 86400, "86400", "1e999", "-5", "0x10", "soon", 0, cjson.null,
+        "1e300", "-1e300", "59", "60", "604801", "1e18", 3600.5, 1e300, -2 ^ 63 }
       if r.chance(10) then ttl = gen(r, 3) end
       return { ice_servers = x, ttl = ttl, account_sid = "AC" .. string.rep("0", 32) }
     end },
@@ -409,10 +421,16 @@ for index, p in ipairs(PROVIDERS) do
           status, show(body))
         local ok, list, err = pcall(broker.get, broker)
         assert(ok, where .. ": get raised: " .. tostring(list))
+        -- json: the same answer (cached, or the same failure, backed off)
+        local okj, json = pcall(broker.json, broker)
+        assert(okj, where .. ": json raised: " .. tostring(json))
         if list ~= nil then
           local problem = list_problem(list)
           assert(problem == nil, where .. ": " .. tostring(problem))
           assert(has_turn(list), where .. ": a list without a TURN entry")
+          problem = lifetime_problem(err, p.max_ttl or 86400)
+          assert(problem == nil, where .. ": " .. tostring(problem))
+          assert(json == iceservers.encode(list, err), where .. ": json is not encode(get())")
           lists = lists + 1
         else
           assert(one_line(err), where .. ": err is not one line: " .. show(err))
@@ -431,3 +449,70 @@ for index, p in ipairs(PROVIDERS) do
     end)
   end)
 end
+
+---------------------------------------------------------------------------
+-- the lifetime a drop-in provider reports
+
+describe("a provider's reported ttl and expires under generated input", function()
+  local fx = require "support.fixtures"
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    for name, head in pairs { fuzzlife = "", fuzzshared = "shared = true,",
+        fuzzasked = 'options = { ttl = { type = "ttl", default = 3600 } },' } do
+      tmp.file(name .. ".lua", "return { " .. head .. [[
+        get = function() return { { urls = "turn:life.example", username = "u",
+          credential = "c" } }, _G.fuzz_ttl, _G.fuzz_expires end }]])
+    end
+  end)
+  teardown(function() tmp.cleanup() end)
+
+  local function value(r, base)
+    local k = r.int(1, 12)
+    if k == 1 then return nil end
+    if k == 2 then return r.pick { 0 / 0, 1 / 0, -1 / 0, "soon", "", {}, true, cjson.null } end
+    if k == 3 then return tostring(number(r) + base) end
+    if k <= 6 then return base + r.pick { -1, 0, 1, 30, 59, 60, 61, 3600, 86400, 604800,
+      604801, 604860, 604861, 1e9, 1e12, 2 ^ 53 } * r.pick { 1, 1, -1 } end
+    return base + number(r)
+  end
+
+  it("is within 60 s .. the maximum, or a one-line failure, in get and json", function()
+    local r = lcg(SEED + 100)
+    local lists, errors = 0, 0
+    for case = 1, COUNT do
+      local name = r.pick { "fuzzlife", "fuzzshared", "fuzzasked" }
+      _G.fuzz_ttl = r.chance(70) and value(r, 0) or nil
+      _G.fuzz_expires = r.chance(40) and value(r, T0) or nil
+      local broker = iceservers.new { providers = name, providers_dir = tmp.dir,
+        stun_urls = {}, fallback = "none", log = function() end,
+        now = function() return T0 end }
+      local where = ("seed %d, case %d, %s, ttl %s, expires %s"):format(SEED + 100, case, name,
+        show(_G.fuzz_ttl), show(_G.fuzz_expires))
+      local ok, list, meta = pcall(broker.get, broker)
+      assert(ok, where .. ": get raised: " .. tostring(list))
+      local okj, json, jerr = pcall(broker.json, broker)
+      assert(okj, where .. ": json raised: " .. tostring(json))
+      local okr, rest = pcall(broker.json, broker, nil, "rest")
+      assert(okr, where .. ": json rest raised: " .. tostring(rest))
+      if list then
+        if _G.fuzz_ttl ~= nil or _G.fuzz_expires ~= nil then
+          local problem = lifetime_problem(meta, name == "fuzzasked" and 3600 or 604800)
+          assert(problem == nil, where .. ": " .. tostring(problem))
+        end
+        assert(json == iceservers.encode(list, meta), where .. ": json is not encode(get())")
+        assert(rest == iceservers.encode(list, meta, "rest"), where .. ": rest differs")
+        lists = lists + 1
+      else
+        assert(one_line(meta), where .. ": err is not one line: " .. show(meta))
+        assert(meta:find("^every provider failed: " .. name .. ": "), where .. ": " .. meta)
+        assert(meta:find("60 s floor") or meta:find("finite") or meta:find("not a number")
+          or meta:find("in the past") or meta:find("ahead"), where .. ": " .. meta)
+        assert(json == nil and one_line(jerr), where .. ": json answered " .. show(json))
+        errors = errors + 1
+      end
+    end
+    assert.is_true(lists > COUNT / 10, "served only " .. lists)
+    assert.is_true(errors > COUNT / 10, "failed only " .. errors)
+  end)
+end)

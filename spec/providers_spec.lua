@@ -507,13 +507,16 @@ describe("REST providers against a mock API", function()
           fails(v, base(scenario(v.mock .. "-ok")), WRONG_VARS[key], WRONG_SAYS[key])
         end)
 
+        -- plain http:// to loopback ports: only with the test flag
+        local PLAIN = { ICESERVERS_ALLOW_HTTP = "1" }
+
         it("a server that never answers", function()
-          fails(v, ("http://127.0.0.1:%d/s/x"):format(srv.silent_port), nil,
+          fails(v, ("http://127.0.0.1:%d/s/x"):format(srv.silent_port), PLAIN,
             ("timed out after %d ms"):format(TIMEOUT * 1000))
         end)
 
         it("a refused connection", function()
-          fails(v, ("http://127.0.0.1:%d/s/x"):format(nginx.free_port()), nil, "connect")
+          fails(v, ("http://127.0.0.1:%d/s/x"):format(nginx.free_port()), PLAIN, "connect")
         end)
 
         it("a certificate the configured CA did not sign", function()

@@ -25,6 +25,7 @@ local TOP_KEYS = {
   providers = true, stun_urls = true, fallback = true, providers_dir = true,
   log = true, http = true, now = true, clock = true, cache = true, on_event = true,
   ca_file = true, http_timeout = true, connect_timeout = true, resolve = true, cache_ttl = true,
+  allow_http = true,
 }
 
 local function fail(fmt, ...)
@@ -85,6 +86,22 @@ local function resolve_map(value)
   return map
 end
 
+-- cache_ttl is parsed as TURN_TTL is: the cache's safety margin (at least
+-- 30 s) would leave nothing to cache in a shorter lifetime.
+local function ttl_setting(value, what, default)
+  if value == nil then return default end
+  local secs, err = options.parse_ttl(value)
+  if not secs then fail("%s: %s", what, err) end
+  return secs
+end
+
+local function flag(value, what)
+  if value == nil then return false end
+  local b = options.parse_boolean(value)
+  if b == nil then fail("%s must be a boolean (true/false, 1/0)", what) end
+  return b
+end
+
 local function positive(value, what, default)
   if value == nil then return default end
   local n = tonumber(value)
@@ -109,16 +126,36 @@ local function secrets_of(decl, opts)
   return out
 end
 
--- A stable key for a shared provider's configuration that holds no secret.
-local function cache_key(ctx, name, opts)
-  local keys, parts = {}, {}
-  for k, v in pairs(opts) do
-    local t = type(v)
-    if t == "string" or t == "number" or t == "boolean" then keys[#keys + 1] = k end
+-- A value as text no other value has: each scalar with its type and length
+-- ("s5:hello"), a table as its entries sorted by their keys' text.
+local function serialize(v, out)
+  local t = type(v)
+  if t == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = serialize(k, {}) end
+    table.sort(keys)
+    local index = {}
+    for k, value in pairs(v) do index[serialize(k, {})] = value end
+    out[#out + 1] = ("t%d{"):format(#keys)
+    for i = 1, #keys do
+      out[#out + 1] = keys[i]
+      serialize(index[keys[i]], out)
+    end
+    out[#out + 1] = "}"
+  else
+    local text = t == "number" and ("%.17g"):format(v) or tostring(v)
+    out[#out + 1] = ("%s%d:%s"):format(t:sub(1, 1), #text, text)
   end
-  table.sort(keys)
-  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(opts[k]) end
-  local digest = ctx.crypto.hmac("sha256", "iceservers-cache", table.concat(parts, "\n"))
+  return concat(out)
+end
+
+-- A stable key for a shared provider's configuration that holds no secret:
+-- a digest of every declared option as resolved (before configure, whose
+-- additions are this broker's state, not its configuration).
+local function cache_key(ctx, name, decl, opts)
+  local declared = {}
+  for k in pairs(decl) do declared[k] = opts[k] end
+  local digest = ctx.crypto.hmac("sha256", "iceservers-cache", serialize(declared, {}))
   return name .. ":" .. ctx.crypto.hex(digest):sub(1, 24)
 end
 
@@ -151,6 +188,17 @@ local function link_ctx(base, name, defaults, secrets, event)
     return res, err
   end
   return ctx
+end
+
+-- A drop-in provider's check_user, which must not make get raise: a raise is
+-- an error of that provider (not a refusal of the user).
+local function guarded_check(name, provider, secrets)
+  local hook = provider.check_user
+  return function(user, opts)
+    local ok, res, why = pcall(hook, user, opts)
+    if ok then return res, why end
+    return nil, name .. ": check_user failed: " .. first_line(redact(strip(res), secrets)), true
+  end
 end
 
 function M.build(config, env)
@@ -189,7 +237,7 @@ function M.build(config, env)
   self.tail = { text = "}" }                   -- the last webrtc tail written, its ttl, expires
   self.cache = backend or cache.memory()
   self.event = config.on_event or function() end
-  self.cache_ttl = positive(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
+  self.cache_ttl = ttl_setting(config.cache_ttl, "cache_ttl (ICESERVERS_CACHE_TTL)", 3600)
   local http_defaults = {
     timeout = positive(config.http_timeout, "http_timeout (ICESERVERS_HTTP_TIMEOUT)", 5),
     connect_timeout = positive(config.connect_timeout,
@@ -205,7 +253,7 @@ function M.build(config, env)
   local names = config.providers and list_of(config.providers, "providers", ",") or { "stun" }
   if #names == 0 then names = { "stun" } end
 
-  self.ctx = context.new(config)
+  self.ctx = context.new(config, flag(config.allow_http, "allow_http (ICESERVERS_ALLOW_HTTP)"))
   self.chain = {}
   local used = {}
   for _, name in ipairs(names) do
@@ -216,6 +264,7 @@ function M.build(config, env)
     local source = env and { env = env } or { table = config[name] or config[canonical] }
     local opts = options.resolve(name, decl, source)
     local secrets = secrets_of(decl, opts)
+    local key = cache_key(self.ctx, name, decl, opts)
     if provider.configure then
       local ok, res = pcall(provider.configure, opts, self.ctx)
       if not ok then fail("provider '%s': %s", name, redact(strip(res), secrets)) end
@@ -232,7 +281,12 @@ function M.build(config, env)
         and type(provider.credential) == "function" and provider.credential or nil,
       ctx = link_ctx(self.ctx, name, http_defaults, secrets, self.event),
     }
-    link.key = cache_key(self.ctx, name, opts)
+    -- what a reported lifetime is cut to (see bounded): the one asked for, if
+    -- the provider declares a ttl option, and its documented maximum
+    link.top_ttl = builtin and tonumber(provider.max_ttl) or options.TTL_MAX
+    local asked = decl.ttl and decl.ttl.type == "ttl" and tonumber(opts.ttl)
+    link.max_ttl = asked and asked < link.top_ttl and asked or link.top_ttl
+    link.key = key
     link.backoff_key = link.key .. "|backoff"
     -- Whether get reads the provider's backoff state before asking it (in nginx
     -- a shared-dict read per request): not for a STUN provider, nor for a
@@ -241,8 +295,46 @@ function M.build(config, env)
     link.backoff = link.kind ~= "stun" and not (builtin
       and type(provider.never_fails) == "function" and provider.never_fails(opts) == true)
     self.chain[#self.chain + 1] = link
+    if provider.check_user then
+      link.check_user = builtin and provider.check_user or guarded_check(name, provider, secrets)
+      self.checked = self.checked or {}
+      self.checked[#self.checked + 1] = link
+    end
   end
   return self
+end
+
+-- Whether s is well-formed UTF-8 (RFC 3629: no overlong form, no surrogate,
+-- nothing above U+10FFFF); by hand, as LuaJIT has no utf8 library.  The
+-- second byte's range is what rules out overlongs, surrogates and the top.
+local byte, find = string.byte, string.find
+local function utf8_valid(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = byte(s, i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local len, lo, hi
+      if c >= 0xC2 and c <= 0xDF then len, lo, hi = 2, 0x80, 0xBF
+      elseif c == 0xE0 then len, lo, hi = 3, 0xA0, 0xBF
+      elseif c == 0xED then len, lo, hi = 3, 0x80, 0x9F
+      elseif c >= 0xE1 and c <= 0xEF then len, lo, hi = 3, 0x80, 0xBF
+      elseif c == 0xF0 then len, lo, hi = 4, 0x90, 0xBF
+      elseif c == 0xF4 then len, lo, hi = 4, 0x80, 0x8F
+      elseif c >= 0xF1 and c <= 0xF3 then len, lo, hi = 4, 0x80, 0xBF
+      else return false end
+      if i + len - 1 > n then return false end
+      local c2 = byte(s, i + 1)
+      if c2 < lo or c2 > hi then return false end
+      for j = i + 2, i + len - 1 do
+        local cj = byte(s, j)
+        if cj < 0x80 or cj > 0xBF then return false end
+      end
+      i = i + len
+    end
+  end
+  return true
 end
 
 local function check_user(user)
@@ -253,8 +345,26 @@ local function check_user(user)
   if #user < 1 or #user > 256 then
     return nil, "invalid user: must be 1 to 256 bytes"
   end
+  if not find(user, "[^\32-\126]") then return true end -- printable ASCII: one scan
   if user:find("%c") then
     return nil, "invalid user: control characters are not allowed"
+  end
+  if not utf8_valid(user) then return nil, "invalid user: not valid UTF-8" end
+  return true
+end
+
+-- After check_user, for a user: the check_user of each provider of the chain
+-- that has one (the first refusal is the answer, not a failure of that
+-- provider).  Called only when self.checked is set.
+function Broker:check_hooks(user)
+  local links = self.checked
+  for i = 1, #links do
+    local link = links[i]
+    local res, why, raised = link.check_user(user, link.opts)
+    if raised then return nil, why end
+    if not res then
+      return nil, "invalid user: " .. first_line(redact(tostring(why or "refused"), link.secrets))
+    end
   end
   return true
 end
@@ -330,16 +440,109 @@ local function has_turn(list)
   return false
 end
 
+-- A number of a provider's answer, for an error: never more than its value.
+local huge = math.huge
+local function show(n)
+  if n ~= n then return "nan" end
+  if n == huge then return "inf" end
+  if n == -huge then return "-inf" end
+  return ("%.15g"):format(n)
+end
+
+local function days(secs)
+  if secs % 86400 == 0 then return ("%d d"):format(secs / 86400) end
+  return ("%d s"):format(secs)
+end
+
+-- The clock of a provider may be a little ahead of ours.
+local SKEW = 60
+
+-- The ttl and expires of a provider's answer, checked and cut to the link's
+-- maximum (the lifetime asked for, the provider's documented maximum, 7 d);
+-- or false, why.  Under the 60 s floor (or not a finite number) the answer is
+-- a failure: stretched, the credentials would be handed out past their end.
+local function bounded(link, ttl, expires, now)
+  local max = link.max_ttl
+  if ttl ~= nil then
+    local n = tonumber(ttl)
+    if n == nil then return false, ("TTL is not a number (a %s)"):format(type(ttl)) end
+    if n ~= n or n == huge or n == -huge then
+      return false, ("TTL %s is not a finite number of seconds"):format(show(n))
+    end
+    if n < options.TTL_MIN then
+      return false, ("TTL %s is under the %d s floor"):format(show(n), options.TTL_MIN)
+    end
+    ttl = n > max and max or n
+  end
+  if expires ~= nil then
+    local e = tonumber(expires)
+    if e == nil then return false, ("expires is not a number (a %s)"):format(type(expires)) end
+    if e ~= e or e == huge or e == -huge then
+      return false, ("expires %s is not a finite Unix time"):format(show(e))
+    end
+    local left = e - now
+    if left <= 0 then return false, ("expires %s is in the past"):format(show(e)) end
+    if left < options.TTL_MIN then
+      return false, ("expires %s is %s s ahead, under the %d s floor"):format(show(e),
+        show(floor(left)), options.TTL_MIN)
+    end
+    if left > link.top_ttl + SKEW then
+      return false, ("expires %s is more than %s ahead%s"):format(show(e), days(link.top_ttl),
+        e > 1e11 and " (in milliseconds?)" or "") -- now in milliseconds is about 1.8e12
+    end
+    expires = left > max and now + max or e
+  end
+  return true, ttl, expires
+end
+
+-- Why entries of a provider's answer were dropped, at info: each reason at
+-- most once a minute per provider (normalize keeps credentials out of them,
+-- link.ctx.log the provider's secrets), so a provider that keeps sending one
+-- bad entry does not flood the log.  The memory of reasons is bounded.
+local DROP_EVERY, DROP_KEEP = 60, 64
+local function log_dropped(link, dropped, now)
+  local seen = link.dropped
+  if not seen or link.dropped_n >= DROP_KEEP then
+    seen = {}
+    link.dropped, link.dropped_n = seen, 0
+  end
+  for i = 1, #dropped do
+    local why = dropped[i]
+    local at = seen[why]
+    if not at or now - at >= DROP_EVERY or now < at then
+      if not at then link.dropped_n = link.dropped_n + 1 end
+      seen[why] = now
+      link.ctx.log("info", "dropped from the answer: " .. why)
+    end
+  end
+end
+
+local function no_turn(dropped)
+  local n = dropped and #dropped or 0
+  if n == 0 then return "no valid TURN server in the answer" end
+  return ("no valid TURN server in the answer (%d dropped: %s%s)"):format(n, dropped[1],
+    n > 1 and "; ..." or "")
+end
+
 -- One call of a provider: list, ttl, expires; or nil, why, retry_after.
-local function call(link, user)
+local function call(link, user, now)
   local ok, servers, ttl, expires = pcall(link.provider.get, link.ctx, user, link.opts)
   if not ok then return nil, "failed: " .. tostring(servers) end
   if servers == nil then return nil, ttl or "no answer", tonumber(expires) end
-  local list = link.canonical and servers or normalize.answer(servers)
-  if link.kind ~= "stun" and not has_turn(list) then
-    return nil, "no valid TURN server in the answer"
+  local list, dropped = servers, nil
+  if not link.canonical then
+    list, dropped = normalize.answer(servers)
+    if dropped[1] then log_dropped(link, dropped, now) else dropped = nil end
   end
-  return list, tonumber(ttl), tonumber(expires)
+  if not has_turn(list) then
+    if link.kind ~= "stun" then return nil, no_turn(dropped) end
+    return list -- a STUN-only answer has no lifetime to check (answer() reports none)
+  end
+  if ttl == nil and expires == nil then return list end
+  local fine
+  fine, ttl, expires = bounded(link, ttl, expires, now)
+  if not fine then return nil, ttl end
+  return list, ttl, expires
 end
 
 -- call() for the JSON path of a provider of one credential: URLs, ttl,
@@ -382,9 +585,10 @@ function Broker:take_turn(link, entry, now)
 end
 
 -- A provider whose answer is the same for every user: served from the cache,
--- refreshed at half-life, stale while a refresh fails, backed off when down.
+-- refreshed at half-life, stale while a refresh fails, backed off when down;
+-- asked without the user, whose answer it would hand to every other user.
 -- Returns list, entry, stale; or nil, why.
-function Broker:shared(link, user, now)
+function Broker:shared(link, now)
   local store = self.cache
   local entry = store:get(link.key)
   if cache.fresh(entry, now) then
@@ -404,7 +608,7 @@ function Broker:shared(link, user, now)
   local go_on, list, got = self:take_turn(link, entry, now)
   if not go_on then return list, got end
   local ttl, expires
-  list, ttl, expires = call(link, user)
+  list, ttl, expires = call(link, nil, now)
   now = self.ctx.now()
   if list then
     if has_turn(list) then
@@ -446,7 +650,7 @@ function Broker:direct(link, user, now, lean)
   if lean and link.credential then
     list, ttl, expires, username, password = call_credential(link, user, now)
   else
-    list, ttl, expires = call(link, user)
+    list, ttl, expires = call(link, user, now)
   end
   if not list then return nil, self:direct_failed(link, state, now, ttl, expires) end
   if state then self.cache:set(key, nil) end
@@ -490,6 +694,7 @@ end
 function Broker:answer(user, lean, from, errors, now)
   if not from then
     local ok, err = check_user(user)
+    if ok and user ~= nil and self.checked then ok, err = self:check_hooks(user) end
     if not ok then return nil, err end
     now = self.ctx.now()
   end
@@ -498,7 +703,7 @@ function Broker:answer(user, lean, from, errors, now)
     local link = chain[i]
     local list, entry, stale, expires, username, password
     if link.shared then
-      list, entry, stale = self:shared(link, user, now)
+      list, entry, stale = self:shared(link, now)
       -- a list from the cache has TURN entries (only such lists are cached)
       expires = list and (entry and entry.list == list or has_turn(list)) and entry.expires
     else
@@ -597,6 +802,7 @@ end
 function Broker:first_credential(user, link)
   if user ~= nil then
     local ok, err = check_user(user)
+    if ok and self.checked then ok, err = self:check_hooks(user) end
     if not ok then return nil, err end
   end
   local now = self.ctx.now()

@@ -12,7 +12,9 @@ function M.stderr_logger(level, msg)
   end
 end
 
-function M.new(config)
+-- allow_http: whether the built-in providers' base URLs may be http://
+-- (ICESERVERS_ALLOW_HTTP, for tests); rest.base_url reads it.
+function M.new(config, allow_http)
   local core = require "iceservers.core"
   local log = config.log or M.stderr_logger
   local ctx = {
@@ -20,12 +22,13 @@ function M.new(config)
     json = require "cjson",
     now = config.now or os.time,
     clock = config.clock or core.monotonic,
+    allow_http = allow_http == true,
   }
   function ctx.log(level, msg)
     if not LEVELS[level] then level = "info" end
     log(level, tostring(msg))
   end
-  ctx.http = config.http or require("iceservers.transport").auto()
+  ctx.http = config.http or require("iceservers.transport").auto(ctx.log)
   return ctx
 end
 

@@ -60,6 +60,7 @@ function M.from_env(env, extra)
     connect_timeout = var("ICESERVERS_CONNECT_TIMEOUT"),
     resolve = var("ICESERVERS_RESOLVE"),
     cache_ttl = var("ICESERVERS_CACHE_TTL"),
+    allow_http = var("ICESERVERS_ALLOW_HTTP"),
   }
   for k, v in pairs(config) do -- an empty variable counts as unset, but for STUN_URLS
     if v == "" and k ~= "stun_urls" then config[k] = nil end

@@ -20,6 +20,9 @@ local function check(provider, name, where)
   if provider.configure ~= nil and type(provider.configure) ~= "function" then
     fail("provider '%s' (%s): configure must be a function", name, where)
   end
+  if provider.check_user ~= nil and type(provider.check_user) ~= "function" then
+    fail("provider '%s' (%s): check_user must be a function", name, where)
+  end
   if provider.kind ~= nil and provider.kind ~= "stun" and provider.kind ~= "turn" then
     fail("provider '%s' (%s): kind must be \"stun\" or \"turn\"", name, where)
   end

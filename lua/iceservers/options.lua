@@ -35,6 +35,14 @@ function M.parse_ttl(v)
   return secs
 end
 
+-- true, false, "1"/"true"/"yes", "0"/"false"/"no"; anything else is nil.
+function M.parse_boolean(v)
+  if type(v) == "boolean" then return v end
+  if v == "1" or v == "true" or v == "yes" then return true end
+  if v == "0" or v == "false" or v == "no" then return false end
+  return nil
+end
+
 -- "a, b,c" -> {"a", "b", "c"}; an array of strings is taken as it is.
 function M.parse_list(v)
   if type(v) == "string" then
@@ -70,10 +78,9 @@ local coerce = {
     return n
   end,
   boolean = function(v)
-    if type(v) == "boolean" then return v end
-    if v == "1" or v == "true" or v == "yes" then return true end
-    if v == "0" or v == "false" or v == "no" then return false end
-    return nil, "must be a boolean (true/false, 1/0)"
+    local b = M.parse_boolean(v)
+    if b == nil then return nil, "must be a boolean (true/false, 1/0)" end
+    return b
   end,
 }
 

@@ -39,12 +39,18 @@ function M.basic(ctx, user, password)
   return "Basic " .. ctx.crypto.b64encode(user .. ":" .. password)
 end
 
--- A base URL from configuration: http(s), no query, no trailing slash, and
--- no user:password@ (it would show in logs; credentials have their own
--- variables).  The message never quotes the URL.
-function M.base_url(url, what)
-  if type(url) ~= "string" or not url:match("^https?://[^/?#]+") or url:find("[?#%s]") then
-    error(("%s must be an http:// or https:// base URL without a query"):format(what), 0)
+-- A base URL from configuration: https (http only when the broker allows it,
+-- for tests: keys travel in these requests, Metered's in the query), no
+-- query, no trailing slash, and no user:password@ (it would show in logs;
+-- credentials have their own variables).  The message never quotes the URL.
+function M.base_url(url, what, allow_http)
+  local scheme = type(url) == "string" and url:match("^(https?)://[^/?#]+")
+  if not scheme or url:find("[?#%s]") then
+    error(("%s must be an https:// base URL without a query"):format(what), 0)
+  end
+  if scheme == "http" and not allow_http then
+    error(("%s must be an https:// URL (http:// only with ICESERVERS_ALLOW_HTTP=1, for tests)")
+      :format(what), 0)
   end
   if url:match("^https?://[^/?#]*@") then
     error(("%s must not hold credentials (user:password@)"):format(what), 0)

@@ -2,8 +2,23 @@
 -- with one per line (the first signs; the rest are for the TURN server's
 -- rotation).  The file is read again when its modification time changes,
 -- looked at no more than once a second, so rotating needs no restart.
+-- A file rewritten in place can be read half written, and a truncated secret
+-- would sign credentials that stay broken for their TTL: a changed file is
+-- taken only once its mtime is FRESH seconds old, the previous content
+-- signing meanwhile (the way to rotate is still a temp file mv'd over it).
 local M = {}
 M.__index = M
+
+local FRESH = 2
+
+-- Changed so recently that it may still be being written?  now is whole
+-- seconds (the true time is now .. now + 1), mtime has fractions: a file
+-- with mtime <= now - FRESH is at least FRESH s old.  An mtime further ahead
+-- of the clock than that rounding and a little lag (another host's clock, a
+-- clock set back) is taken at once: waiting for it could take forever.
+local function fresh(mtime, now)
+  return mtime > now - FRESH and mtime <= now + FRESH
+end
 
 local function read_secrets(path)
   local f, err = io.open(path, "rb")
@@ -70,7 +85,8 @@ function M:current()
   self.checked = t
   local info, err = self.stat(self.path)
   if not info then return nil, "TURN_SECRET_FILE " .. err end
-  if info.mtime ~= self.mtime or info.size ~= self.size then
+  -- A fresh change is looked at again on a later call (self.mtime stays).
+  if (info.mtime ~= self.mtime or info.size ~= self.size) and not fresh(info.mtime, t) then
     local safe, why = check_mode(self.path, info, self.allow)
     if not safe then return nil, why end
     local list, rerr = read_secrets(self.path)

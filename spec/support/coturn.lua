@@ -14,6 +14,8 @@ username))) against the server that checks them.
   t:accepted(username)    -- true once the log records an ALLOCATE success for it
                           -- (needs verbose, the default)
   t:rejected(username)    -- true once the log records an auth refusal of that user
+  t:bad_username(username) -- true once the log records coturn refusing that
+                          -- username itself (is_secure_string: "wrong username")
   t:stop()                -- in teardown; bounded; removes t.dir; safe twice
 
   local ok, output, info = coturn.allocate{
@@ -24,6 +26,8 @@ username))) against the server that checks them.
   }
   -- ok: the client allocated relays, bound channels and moved traffic through
   -- them; info = { code = exit status, sent = N, received = N, seconds = S }
+  local results = coturn.allocate_all{ opts1, opts2, ... }
+  -- the same for each, run at once: { {ok, output, info}, ... } in order
 
 Credentials are not made here: they come from the library under test.
 
@@ -109,6 +113,18 @@ function Server:rejected(username)
     if line:find("check_stun_auth", 1, true) and line:find(needle, 1, true) then
       return true
     end
+  end
+  return false
+end
+
+-- Did coturn refuse `username` itself, before any credential check?  (4.6
+-- logs "check_stun_auth: wrong username: <name>", no brackets, and answers
+-- 400, for a name its is_secure_string refuses.)
+function Server:bad_username(username)
+  local needle = "check_stun_auth: wrong username: " .. username
+  for line in self:log():gmatch("[^\n]+") do
+    local at = line:find(needle, 1, true)
+    if at and at + #needle - 1 == #line then return true end
   end
   return false
 end
@@ -235,25 +251,58 @@ end
 -- uclient waits a random 1-6 s before the first message (its own jitter), so
 -- a success takes 1-6 s; a refused allocation ends at once with status 255
 -- and "ERROR: Cannot complete Allocation".
-function M.allocate(opts)
+local function uclient_command(opts)
   assert(type(opts) == "table" and opts.port and opts.user and opts.password,
     "support.coturn: allocate{port =, user =, password =}")
   local host = opts.host or "127.0.0.1"
   local timeout = opts.timeout or ALLOCATE_TIMEOUT
-  local cmd = ("exec timeout -k 2 %d turnutils_uclient -y -c%s -n 1 -m 1 -l 64 -p %d"
+  return ("timeout -k 2 %d turnutils_uclient -y -c%s -n 1 -m 1 -l 64 -p %d"
     .. " -u %s -w %s -e %s %s"):format(timeout, opts.tcp and " -t" or "",
     tonumber(opts.port), quote(opts.user), quote(opts.password), quote(host), quote(host))
-  local t0 = M.now()
-  local _, out, code = run(cmd)
+end
+
+local function uclient_result(out, code, seconds)
   local sent, received = out:match("tot_send_msgs=(%d+), tot_recv_msgs=(%d+)%s*\n[^\n]*"
     .. "tot_send_bytes")
   local info = { code = code, sent = tonumber(sent), received = tonumber(received),
-    seconds = M.now() - t0 }
+    seconds = seconds }
   local ok = code == 0
     and info.received ~= nil and info.received > 0
     and out:find("Total lost packets", 1, true) ~= nil
     and not out:find("ERROR", 1, true)
   return ok, out, info
+end
+
+function M.allocate(opts)
+  local cmd = "exec " .. uclient_command(opts)
+  local t0 = M.now()
+  local _, out, code = run(cmd)
+  return uclient_result(out, code, M.now() - t0)
+end
+
+-- allocate for each of a list of option tables, all at once (uclient's
+-- jitter is sleep, so N runs take about as long as one); a list of
+-- { ok, output, info } in the same order.
+function M.allocate_all(list)
+  local dir = sh.tmpdir("uclient")
+  local script = {}
+  for i, opts in ipairs(list) do
+    local base = quote(("%s/%d"):format(dir, i))
+    script[i] = ("( %s >%s.out 2>&1; echo $? >%s.rc ) &"):format(uclient_command(opts),
+      base, base)
+  end
+  script[#script + 1] = "wait"
+  local t0 = M.now()
+  run(table.concat(script, "\n"))
+  local seconds = M.now() - t0
+  local results = {}
+  for i = 1, #list do
+    local base = ("%s/%d"):format(dir, i)
+    local code = tonumber((read_file(base .. ".rc") or ""):match("%d+"))
+    results[i] = { uclient_result(read_file(base .. ".out") or "", code, seconds) }
+  end
+  sh.rmrf(dir)
+  return results
 end
 
 ---------------------------------------------------------------------------

@@ -41,9 +41,11 @@ return {
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
   },
   shared = true,
+  -- the broker cuts a lifetime the answer reports to this too
+  max_ttl = MAX_TTL,
 
-  configure = function(opts)
-    opts.api_url = rest.base_url(opts.api_url, "CLOUDFLARE_API_URL")
+  configure = function(opts, ctx)
+    opts.api_url = rest.base_url(opts.api_url, "CLOUDFLARE_API_URL", ctx.allow_http)
     if not opts.key_id:match("^[%w_-]+$") then
       error("CLOUDFLARE_TURN_KEY_ID must be the TURN key's id (letters and digits)", 0)
     end

@@ -5,6 +5,43 @@ local secrets = require "iceservers.secrets"
 local normalize = require "iceservers.normalize"
 local b64digest = require("iceservers.fast").b64digest -- signer:b64digest(msg)
 
+-- coturn (4.6's is_secure_string) drops a username with any of these, or with
+-- both "union" and "select" in any case: it logs "wrong username" and answers
+-- 400, so a browser gets no relay and only sees its TURN server fail.
+local UNSAFE = "[%c '\"\\]"
+local UNSAFE_NAMES = { [" "] = "a space", ["'"] = "a quote (')", ['"'] = 'a double quote (")',
+  ["\\"] = "a backslash (\\)" }
+local OPAQUE_HINT = " (TURN_USER_ID=opaque takes any id)"
+
+-- true, or nil and what coturn refuses.  No lower(): it follows the locale.
+local function check_user(user, opts)
+  if opts.opaque then return true end
+  local at = user:find(UNSAFE)
+  if at then
+    local c = user:sub(at, at)
+    return nil, "coturn refuses user ids with " .. (UNSAFE_NAMES[c] or "a control character")
+      .. OPAQUE_HINT
+  end
+  if user:find("[uU][nN][iI][oO][nN]") and user:find("[sS][eE][lL][eE][cC][tT]") then
+    return nil, 'coturn refuses user ids with both "union" and "select"' .. OPAQUE_HINT
+  end
+  return true
+end
+
+local B64URL = { ["+"] = "-", ["/"] = "_", ["="] = "" }
+
+-- The opaque id: base64url, unpadded, of HMAC-SHA256(key, user), the key
+-- being user_id_key or else HMAC-SHA256(signing secret, "iceservers user id")
+-- (then the id changes when the secret rotates).  The keyed signer is kept
+-- per key, never anything per user.
+local function opaque_id(crypto, opts, secret, user)
+  if not opts.id_signer or (not opts.user_id_key and opts.id_from ~= secret) then
+    local key = opts.user_id_key or crypto.hmac("sha256", secret, "iceservers user id")
+    opts.id_signer, opts.id_from = crypto.hmac_key("sha256", key), secret
+  end
+  return (crypto.b64encode(opts.id_signer:digest(user)):gsub("[+/=]", B64URL))
+end
+
 -- The one credential of an answer: username, password, URLs, ttl, expires;
 -- or nil, err.  get() is this as a list of one entry; the broker's JSON path
 -- (Broker:json) calls it directly, with the time it has just read, and builds
@@ -19,8 +56,23 @@ local function credential(ctx, user, opts, now)
   if expires ~= opts.stamped then -- the expiry's digits change once a second
     opts.stamped, opts.stamp = expires, ("%d"):format(expires)
   end
+  if user and opts.opaque then user = opaque_id(ctx.crypto, opts, list[1], user) end
   local username = user and (opts.stamp .. ":" .. user) or opts.stamp
   return username, b64digest(opts.signer, username), opts.urls, opts.ttl, expires
+end
+
+local function configure_user_id(opts)
+  if opts.user_id ~= "plain" and opts.user_id ~= "opaque" then
+    local shown = tostring(opts.user_id):gsub("%c", "?") -- one line
+    error(("TURN_USER_ID must be plain or opaque, not '%s'"):format(shown), 0)
+  end
+  opts.opaque = opts.user_id == "opaque"
+  if opts.user_id_key ~= nil then
+    if not opts.opaque then
+      error("TURN_USER_ID_KEY is used only with TURN_USER_ID=opaque", 0)
+    end
+    if opts.user_id_key == "" then error("TURN_USER_ID_KEY is empty", 0) end
+  end
 end
 
 return {
@@ -31,10 +83,13 @@ return {
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
     allow_insecure_secret_file = { env = "ICESERVERS_ALLOW_INSECURE_SECRET_FILE",
       type = "boolean", default = false },
+    user_id = { env = "TURN_USER_ID", default = "plain" },
+    user_id_key = { env = "TURN_USER_ID_KEY", secret = true },
   },
 
   configure = function(opts, ctx)
     opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
+    configure_user_id(opts)
     opts.secrets = secrets.new({ secret = opts.secret, secret_file = opts.secret_file,
       allow_insecure = opts.allow_insecure_secret_file }, ctx.crypto.stat, ctx.now)
     return opts
@@ -44,6 +99,7 @@ return {
   -- non-empty username and password): the broker need not normalize them.
   canonical = true,
   credential = credential,
+  check_user = check_user,
   -- With an inline secret there is nothing that can fail (a secrets file can
   -- go missing): the broker need not look for a backoff before each call.
   never_fails = function(opts) return opts.secret ~= nil end,

@@ -36,8 +36,8 @@ return {
   },
   shared = true,
 
-  configure = function(opts)
-    opts.api_url = rest.base_url(opts.api_url, "TURN_API_URL")
+  configure = function(opts, ctx)
+    opts.api_url = rest.base_url(opts.api_url, "TURN_API_URL", ctx.allow_http)
     if not opts.api_key and not opts.secret_key then
       error("metered needs TURN_API_KEY (a credential's API key) or METERED_SECRET_KEY", 0)
     end

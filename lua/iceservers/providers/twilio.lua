@@ -30,9 +30,11 @@ return {
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
   },
   shared = true,
+  -- the broker cuts a lifetime the answer reports to this too
+  max_ttl = MAX_TTL,
 
   configure = function(opts, ctx)
-    opts.api_url = rest.base_url(opts.api_url, "TWILIO_API_URL")
+    opts.api_url = rest.base_url(opts.api_url, "TWILIO_API_URL", ctx.allow_http)
     if not opts.account_sid:match("^AC%x+$") then
       error("TWILIO_ACCOUNT_SID must look like AC followed by hex digits", 0)
     end

@@ -19,7 +19,7 @@ return {
   shared = true,
 
   configure = function(opts, ctx)
-    opts.api_url = rest.base_url(opts.api_url, "XIRSYS_API_URL")
+    opts.api_url = rest.base_url(opts.api_url, "XIRSYS_API_URL", ctx.allow_http)
     local channel = opts.channel:gsub("^/+", ""):gsub("/+$", "")
     if channel == "" or channel:find("[^%w/_%-%.]") or channel:find("%.%.") then
       error("XIRSYS_CHANNEL must be a channel path such as myapp or myapp/room", 0)
