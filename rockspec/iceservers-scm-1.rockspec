@@ -34,7 +34,7 @@ build = {
       ["iceservers.core"] = {
          sources = {
             "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_sys.c",
-            "src/ice_http.c",
+            "src/ice_http.c", "src/ice_digest.c",
          },
          defines = { "ICESERVERS_VERSION=" .. release },
          incdirs = { "$(OPENSSL_INCDIR)" },
@@ -55,6 +55,8 @@ build = {
       ["iceservers.rest"] = "lua/iceservers/rest.lua",
       ["iceservers.secrets"] = "lua/iceservers/secrets.lua",
       ["iceservers.shm_cache"] = "lua/iceservers/shm_cache.lua",
+      ["iceservers.stun.bits"] = "lua/iceservers/stun/bits.lua",
+      ["iceservers.stun.message"] = "lua/iceservers/stun/message.lua",
       ["iceservers.transport"] = "lua/iceservers/transport.lua",
       ["iceservers.transport.cosocket"] = "lua/iceservers/transport/cosocket.lua",
       ["iceservers.providers.cloudflare"] = "lua/iceservers/providers/cloudflare.lua",

@@ -28,6 +28,9 @@ ICE_HIDDEN void ice_open_codec(lua_State *L);
 /* HMAC, signer, random bytes, ct_equal (ice_crypto.c) */
 ICE_HIDDEN void ice_open_crypto(lua_State *L);
 
+/* digests (md5, sha*) and CRC-32 (ice_digest.c) */
+ICE_HIDDEN void ice_open_digest(lua_State *L);
+
 /* stat and a monotonic clock (ice_sys.c) */
 ICE_HIDDEN void ice_open_sys(lua_State *L);
 

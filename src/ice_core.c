@@ -25,6 +25,7 @@ ICE_API int luaopen_iceservers_core(lua_State *L)
     lua_newtable(L);
     ice_open_codec(L);
     ice_open_crypto(L);
+    ice_open_digest(L);
     ice_open_http(L);
     ice_open_sys(L);
     push_version(L);
