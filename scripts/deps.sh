@@ -9,7 +9,9 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
  coturn valgrind clang-14 libclang-rt-14-dev wrk
- chromium"
+ chromium janus iproute2"
+# janus: spec/janus_spec.lua runs Debian's Janus (turn_rest_api against the
+# example nginx) in a network namespace it makes with iproute2's `ip`.
 # Node.js and npm (for the browser test's playwright-core) from Debian only
 # when none is on PATH: a node installed another way (18 or later) is used.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

@@ -18,5 +18,6 @@ sed -e "s|\${port}|$port|g" -e "s|\${root}|$root|g" -e "s|\${prefix}|$prefix|g" 
     examples/nginx/nginx.conf > "$prefix/nginx.conf"
 nginx -t -q -p "$prefix" -c "$prefix/nginx.conf"
 echo "iceservers: http://127.0.0.1:$port/ (demo page), http://127.0.0.1:$port/ice-servers"
+echo "iceservers: for Janus: turn_rest_api = \"http://127.0.0.1:$port/ice-servers\" (no query needed)"
 echo "iceservers: provider: ${TURN_PROVIDER:-stun}; Ctrl-C stops nginx"
 exec nginx -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;'

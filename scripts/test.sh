@@ -39,12 +39,16 @@ build() {
 # Every spec: the servers they start (nginx, coturn, chromium) get a clean
 # environment from spec/support/sh.lua, so only the Lua process is checked.
 CORE_SPECS="spec"
+# The specs tagged #integration (a real Chromium, a real Janus: the browser and
+# Janus proofs) run once, in the lua5.4 pass: what they prove is the servers'
+# behaviour, not this interpreter's, and they are the slowest.
+NO_INTEGRATION="--exclude-tags=integration"
 
 unit() {
   build LUA_VERSION=5.4
   build LUA_VERSION=5.1
   run lua5.4 lua5.4 "$busted_bin" spec
-  run luajit luajit "$busted_bin" spec
+  run luajit luajit "$busted_bin" $NO_INTEGRATION spec
 }
 
 valgrind_suite() {
@@ -53,7 +57,7 @@ valgrind_suite() {
   # (no --trace-children).  Definite leaks and any error fail the run.
   ICESERVERS_SLOW=valgrind run valgrind valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-    lua5.4 "$busted_bin" $CORE_SPECS
+    lua5.4 "$busted_bin" $NO_INTEGRATION $CORE_SPECS
   vg_rc=$(grep -c '^==[0-9]*== ' "$log_dir/valgrind.log" || true)
   if [ "$vg_rc" != 0 ]; then
     echo "== valgrind reported problems"
@@ -74,20 +78,20 @@ asan_suite() {
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0 \
   LD_PRELOAD="$asan_rt $ubsan_rt" \
-    run asan lua5.4 "$busted_bin" $CORE_SPECS
+    run asan lua5.4 "$busted_bin" $NO_INTEGRATION $CORE_SPECS
   if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log_dir/asan.log"; then
     echo "== sanitizers reported problems"
     failed=$((failed + 1)); status=1
   fi
 }
 
-# A short soak (scripts/soak.sh; `make soak` is the 60 s one): 20 s of wrk
+# A short soak (scripts/soak.sh; `make soak` is the 60 s one): 30 s of wrk
 # against the example nginx.conf serving coturn and a cached REST provider whose
 # mock fails one call in five.  Non-2xx answers, descriptors and the logs are
 # checked; worker RSS growth is only reported.  It prints busted's summary line.
 soak_suite() {
   build LUA_VERSION=5.1
-  run soak env SOAK_SECONDS=20 SOAK_WARMUP=10 SOAK_RSS=report sh scripts/soak.sh
+  run soak env SOAK_SECONDS=30 SOAK_WARMUP=10 SOAK_RSS=report sh scripts/soak.sh
 }
 
 # libFuzzer on the C core (fuzz/), FUZZ_SECONDS per target (60 in CI), from the

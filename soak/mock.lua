@@ -9,9 +9,11 @@ inside a test nginx, as the content handler of every request:
 with `lua_shared_dict soak_mock 1m;` in the http{} block and the expected key
 in the environment variable SOAK_API_KEY (`env SOAK_API_KEY;`).
 
-Exactly one call in every five fails, at a random place in its block of five
-(20 % of the calls, at random, yet never a run without failures), in one of
-four ways, chosen at random:
+Exactly one call in every SOAK_MOCK_BLOCK (default 5) fails, at a random
+place in its block (20 % of the calls, at random, yet never a run without
+failures); with SOAK_MOCK_FAIL_LAST=1 it is the last call of each block, so
+with a block of 2 every second call fails.  A failure takes one of four ways,
+chosen at random:
   500      a JSON error, as Metered's
   429      Too Many Requests with Retry-After: 1
   timeout  no answer for SOAK_MOCK_STALL seconds (default 1.5), longer than
@@ -25,7 +27,8 @@ a 404: both are counted, and the soak fails if it sees one.
 ]==]
 local dict = ngx.shared.soak_mock
 local KINDS = { "500", "429", "timeout", "garbage" }
-local BLOCK = 5
+local BLOCK = tonumber(os.getenv("SOAK_MOCK_BLOCK")) or 5
+local FAIL_LAST = os.getenv("SOAK_MOCK_FAIL_LAST") == "1"
 
 local function count(name) dict:incr(name, 1, 0) end
 
@@ -58,7 +61,8 @@ end
 local n = dict:incr("calls", 1, 0)
 local block = math.floor((n - 1) / BLOCK)
 local slot = "slot:" .. block
-dict:add(slot, math.random(0, BLOCK - 1), 600) -- the first call of the block draws it
+-- the first call of the block draws it
+dict:add(slot, FAIL_LAST and BLOCK - 1 or math.random(0, BLOCK - 1), 600)
 if (n - 1) % BLOCK == dict:get(slot) then
   local kind = KINDS[math.random(#KINDS)]
   count(kind)

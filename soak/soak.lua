@@ -4,13 +4,14 @@ nginx with 2 workers each, both from examples/nginx/nginx.conf:
 
   coturn   TURN_PROVIDER=coturn: credentials signed locally, per request;
   chain    TURN_PROVIDER=metered,coturn: a cached REST provider (Metered,
-           against soak/mock.lua over HTTPS, which fails one call in five, at
-           random: 500, 429, a stall past the HTTP timeout, or a body that is
-           not JSON), with coturn behind it in the chain.
-           ICESERVERS_CACHE_TTL=31 leaves the answer usable for 1 s (the cache
-           never hands out an answer with less than 30 s left), so it is
-           refreshed about once a second and the failures happen all along;
-           while Metered is failing or backed off, coturn serves.
+           against soak/mock.lua over HTTPS, which fails every second call:
+           500, 429, a stall past the HTTP timeout, or a body that is not
+           JSON, at random), with coturn behind it in the chain.
+           ICESERVERS_CACHE_TTL=60 (its floor) leaves the answer fresh for
+           30 s and usable for 30 s (the cache never hands out an answer with
+           less than 30 s left), so it is refreshed every 30 s; every other
+           refresh fails, and while Metered is backed off coturn serves.  A
+           run needs SOAK_WARMUP + SOAK_SECONDS of at least 35 s to see one.
 
 After a warm-up (SOAK_WARMUP seconds of the same load) the workers' RSS and
 every process's descriptors are measured while idle, then again after the soak.
@@ -436,7 +437,7 @@ local function main()
 
   local mock = nginx.start{
     workers = 1,
-    main = "env SOAK_API_KEY; env SOAK_MOCK_STALL;",
+    main = "env SOAK_API_KEY; env SOAK_MOCK_STALL; env SOAK_MOCK_BLOCK; env SOAK_MOCK_FAIL_LAST;",
     http = [[
       lua_shared_dict soak_mock 1m;
       keepalive_requests 1000000;
@@ -444,7 +445,8 @@ local function main()
       init_worker_by_lua_block { math.randomseed(ngx.now() * 1000 + ngx.worker.pid()) }
     ]],
     server = [[ location / { access_log off; content_by_lua_file ${root}/soak/mock.lua; } ]],
-    env = { SOAK_API_KEY = SECRETS[3].value, SOAK_MOCK_STALL = "1.5" },
+    env = { SOAK_API_KEY = SECRETS[3].value, SOAK_MOCK_STALL = "1.5", SOAK_MOCK_BLOCK = "2",
+      SOAK_MOCK_FAIL_LAST = "1" },
   }
   servers[#servers + 1] = mock
   remember_pid("nginx", mock.pid)
@@ -462,7 +464,7 @@ local function main()
       TURN_API_URL = ("https://mock.test:%d"):format(mock.tls_port),
       TURN_API_KEY = SECRETS[3].value,
       ICESERVERS_RESOLVE = ("mock.test:%d:127.0.0.1"):format(mock.tls_port),
-      ICESERVERS_CACHE_TTL = "31", ICESERVERS_HTTP_TIMEOUT = "0.5",
+      ICESERVERS_CACHE_TTL = "60", ICESERVERS_HTTP_TIMEOUT = "0.5",
       ICESERVERS_CONNECT_TIMEOUT = "0.5",
       TURN_SECRET = SECRETS[2].value, TURN_URLS = TURN_URLS, TURN_TTL = "1h",
     } },

@@ -1,7 +1,9 @@
 --[==[
 The load of the soak (scripts/soak.sh): a wrk script that cycles through the
-ways clients ask the endpoint (GET webrtc, GET ?format=rest with Janus'
-parameters, a Janus-style POST form) and checks every answer.
+ways clients ask the endpoint (a browser's GET of the webrtc JSON; what Janus
+1.1.2 sends: GET and POST of "?service=turn&username=U", the POST with the
+same form body, and its "?format=rest?service=turn..." for a turn_rest_api
+URL with a query of its own) and checks every answer.
 
   wrk -s soak/wrk.lua http://127.0.0.1:PORT/ice-servers
 
@@ -24,14 +26,27 @@ local requests, n
 counts = { responses = 0, non2xx = 0, degraded = 0, noturn = 0, metered = 0,
   coturn = 0, other = 0 }
 
+-- Janus' request for turn_rest_api = configured (src/turnrest.c): its query
+-- appended after a "?" whatever the URL holds, and as the body of a POST.
+local function janus(method, configured, user)
+  local query = "service=turn&username=" .. user
+  local headers = { ["User-Agent"] = "Janus/1.0" }
+  local body
+  if method == "POST" then
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    body = query
+  end
+  return wrk.format(method, configured .. "?" .. query, headers, body)
+end
+
 function init()
   local path = wrk.path
-  local form = { ["Content-Type"] = "application/x-www-form-urlencoded" }
   requests = {
     wrk.format("GET", path),
-    wrk.format("GET", path .. "?format=rest&service=turn&username=janus-1"),
+    janus("GET", path, "janus-1"),
     wrk.format("GET", path .. "?format=webrtc"),
-    wrk.format("POST", path, form, "format=rest&service=turn&username=janus-2"),
+    janus("POST", path, "janus-2"),
+    janus("GET", path .. "?format=rest", "janus-3"),
   }
   n = 0
 end

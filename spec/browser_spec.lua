@@ -53,7 +53,7 @@ local function preflight()
   end
 end
 
-describe("the demo page in Chromium", function()
+describe("the demo page in Chromium #integration", function()
   local secret = token(16)
   local turn, good, wrong, tmp, urls
 

@@ -16,7 +16,11 @@ local TURN_URLS = { "turn:turn.example.com:3478", "turns:turn.example.com:5349?t
 local STUN = "stun:stun.example.org:3478"
 local CORS = "https://app.example"
 local API_KEY = "k3y"
-local WARN_OPEN = "this endpoint has neither opts.user nor opts.api_key"
+local ENV_KEY = "ENV-KEY-Jv7Qm2Wd" -- ICESERVERS_API_KEY of the example
+local WARN_OPEN = "this endpoint has neither opts.user nor an API key"
+local NOT_CONFIGURED = '{"error":"ICE servers are not configured"}'
+local RETRY = 5 -- seconds between two tries to build a broken configuration
+local JANUS_USER = "videoroom-Hk3x9" -- a handle's opaque_id
 
 local COTURN_ENV = {
   TURN_PROVIDER = "coturn", TURN_SECRET = SECRET, TURN_URLS = table.concat(TURN_URLS, ","),
@@ -70,19 +74,6 @@ local function assert_no_cors(res)
   end
 end
 
--- The error-log lines that warn about an open endpoint, by worker pid.
-local function open_warnings(log)
-  local per_pid, total = {}, 0
-  for line in log:gmatch("[^\n]+") do
-    if line:find(WARN_OPEN, 1, true) then
-      local pid = assert(line:match("%] (%d+)#%d+:"), line)
-      per_pid[pid] = (per_pid[pid] or 0) + 1
-      total = total + 1
-    end
-  end
-  return per_pid, total
-end
-
 local function worker_pids(srv)
   local _, out = sh.run_clean("pgrep -P " .. srv.pid)
   local set = {}
@@ -92,6 +83,80 @@ end
 
 local function assert_not_in(text, secret, what)
   assert.is_nil(text:find(secret, 1, true), what .. " shows a secret: " .. text)
+end
+
+-- curl_easy_escape: everything but the unreserved characters.
+local function escape(s)
+  return (s:gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- The request Janus 1.1.2 (src/turnrest.c) sends for turn_rest_api =
+-- `configured`: "<configured>?service=turn[&api=K&key=K][&username=U]" (a
+-- second "?" when `configured` has a query already), never a format=; with
+-- turn_rest_api_method "POST" (its default) the same query is the form body.
+local function janus(configured, method, key, user)
+  local query = "service=turn"
+  if key then query = query .. "&api=" .. escape(key) .. "&key=" .. escape(key) end
+  if user then query = query .. "&username=" .. escape(user) end
+  local req = { url = configured .. "?" .. query, method = method,
+    headers = { ["User-Agent"] = "Janus/1.0" } }
+  if method == "POST" then
+    req.body = query
+    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  end
+  return req
+end
+
+-- The configured turn_rest_api URLs a spec tries, as paths: none, the query
+-- the README once suggested, another parameter, a bare "?".
+local function janus_urls(path)
+  return { path, path .. "?format=rest", path .. "?x=1", path .. "?" }
+end
+
+-- A TURN REST draft answer, checked (Janus reads username, password, ttl, uris).
+local function assert_coturn_rest(doc, user, what)
+  local keys = {}
+  for k in pairs(doc) do keys[#keys + 1] = k end
+  table.sort(keys)
+  assert.are.same({ "password", "ttl", "uris", "username" }, keys, what)
+  assert.are.same(TURN_URLS, doc.uris, what)
+  if user then
+    assert.matches("^%d+:" .. user:gsub("%p", "%%%0") .. "$", doc.username, what)
+  else
+    assert.matches("^%d+$", doc.username, what)
+  end
+  assert.are.equal(signed(doc.username), doc.password, what)
+  assert.are.equal(86400, doc.ttl, what)
+end
+
+-- Error-log lines holding `text`, by worker pid; and their total.
+local function lines_per_pid(log, text)
+  local per_pid, total = {}, 0
+  for line in log:gmatch("[^\n]+") do
+    if line:find(text, 1, true) then
+      local pid = assert(line:match("%] (%d+)#%d+:"), line)
+      per_pid[pid] = (per_pid[pid] or 0) + 1
+      total = total + 1
+    end
+  end
+  return per_pid, total
+end
+
+-- The error-log lines that warn about an open endpoint, by worker pid.
+local function open_warnings(log)
+  return lines_per_pid(log, WARN_OPEN)
+end
+
+-- At most one line per worker per retry window over `elapsed` seconds.
+local function assert_once_per_window(log, text, elapsed)
+  local per_pid, total = lines_per_pid(log, text)
+  assert.is_true(total >= 1, "no line with " .. text .. ":\n" .. log)
+  local most = 1 + math.floor(elapsed / RETRY)
+  for pid, n in pairs(per_pid) do
+    assert.is_true(n <= most, ("worker %s logged %q %d times in %.1f s:\n%s"):format(pid, text,
+      n, elapsed, log))
+  end
+  return total
 end
 
 describe("iceservers.ngx in nginx", function()
@@ -150,20 +215,12 @@ describe("iceservers.ngx in nginx", function()
       end
     end)
 
-    it("answers ?format=rest with the TURN REST draft JSON, service=turn accepted", function()
+    it("answers ?format=rest with the TURN REST draft JSON; an explicit format wins", function()
       for _, query in ipairs { "?format=rest", "?format=rest&service=turn" } do
         local res = ice(query)
         assert.are.equal(200, res.status, res.body)
         assert_json_headers(res)
-        local doc = decode(res)
-        local keys = {}
-        for k in pairs(doc) do keys[#keys + 1] = k end
-        table.sort(keys)
-        assert.are.same({ "password", "ttl", "uris", "username" }, keys)
-        assert.are.same(TURN_URLS, doc.uris)
-        assert.matches("^%d+$", doc.username)
-        assert.are.equal(signed(doc.username), doc.password)
-        assert.are.equal(86400, doc.ttl)
+        assert_coturn_rest(decode(res), nil, query)
       end
       -- the webrtc format named explicitly, and service=turn with it
       local res = ice("?format=webrtc&service=turn")
@@ -171,14 +228,44 @@ describe("iceservers.ngx in nginx", function()
       assert_coturn_webrtc(decode(res), nil)
     end)
 
+    it("answers Janus' request (service=turn, no format) with the TURN REST draft JSON",
+      function()
+        for _, configured in ipairs(janus_urls(srv:url("/ice-servers"))) do
+          for _, method in ipairs { "GET", "POST" } do
+            for _, user in ipairs { false, JANUS_USER } do
+              local req = janus(configured, method, nil, user or nil)
+              local what = method .. " " .. req.url
+              local res = fetch(req.url, req)
+              assert.are.equal(200, res.status, what .. ": " .. res.body)
+              assert_json_headers(res)
+              -- no user_from_query: the username Janus sends is not used
+              assert_coturn_rest(decode(res), nil, what)
+            end
+          end
+        end
+      end)
+
     it("reads the parameters of a form body (as Janus POSTs them)", function()
-      local res = ice(nil, { method = "POST", body = "format=rest&service=turn",
+      local res = ice(nil, { method = "POST", body = "service=turn&username=" .. JANUS_USER,
         headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
       assert.are.equal(200, res.status, res.body)
-      assert.are.same(TURN_URLS, decode(res).uris)
+      assert_coturn_rest(decode(res), nil)
       res = ice(nil, { method = "POST", body = "format=nope",
         headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
       assert.are.equal(400, res.status)
+    end)
+
+    it("splits parameters at a literal ? only, not at an encoded one", function()
+      local res = ice("?format=rest%3Fservice%3Dturn")
+      assert.are.equal(400, res.status, res.body)
+      assert.are.same({ error = "format must be webrtc or rest" }, decode(res))
+      res = ice("?format=webrtc?service=turn")
+      assert.are.equal(200, res.status, res.body)
+      assert_coturn_webrtc(decode(res), nil)
+      res = ice("?format=xml?service=turn")
+      assert.are.equal(400, res.status, res.body)
+      res = ice("?format=rest?service=stun")
+      assert.are.same({ error = "service must be turn" }, decode(res))
     end)
 
     it("ignores ?username= without user_from_query", function()
@@ -233,6 +320,78 @@ describe("iceservers.ngx in nginx", function()
       end
       assert_not_in(log, SECRET, "the error log")
       assert.is_nil(log:find("%[error%]"), log)
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
+  describe("the example nginx.conf with ICESERVERS_API_KEY", function()
+    local srv
+
+    lazy_setup(function()
+      local env = { ICESERVERS_API_KEY = ENV_KEY }
+      for k, v in pairs(COTURN_ENV) do env[k] = v end
+      srv = example(env)
+    end)
+    lazy_teardown(function() if srv then srv:stop() end end)
+
+    it("serves Janus with turn_rest_api_key: GET and POST, with and without a query",
+      function()
+        for _, configured in ipairs(janus_urls(srv:url("/ice-servers"))) do
+          for _, method in ipairs { "GET", "POST" } do
+            local req = janus(configured, method, ENV_KEY, JANUS_USER)
+            local res = fetch(req.url, req)
+            assert.are.equal(200, res.status, method .. " " .. configured .. ": " .. res.body)
+            assert_coturn_rest(decode(res), nil, method .. " " .. configured)
+          end
+        end
+      end)
+
+    it("answers 401 to Janus without the key or with another one", function()
+      for _, configured in ipairs(janus_urls(srv:url("/ice-servers"))) do
+        for _, method in ipairs { "GET", "POST" } do
+          for _, key in ipairs { false, "wrong", ENV_KEY .. "x" } do
+            local req = janus(configured, method, key or nil, JANUS_USER)
+            local res = fetch(req.url, req)
+            assert.are.equal(401, res.status, method .. " " .. req.url)
+            assert.are.same({ error = "unauthorized" }, decode(res))
+          end
+        end
+      end
+    end)
+
+    it("takes the key from an X-Api-Key header, and warns of no open endpoint", function()
+      local res = fetch(srv:url("/ice-servers"), { headers = { ["X-Api-Key"] = ENV_KEY } })
+      assert.are.equal(200, res.status, res.body)
+      assert_coturn_webrtc(decode(res), nil)
+      assert.are.equal(401, fetch(srv:url("/ice-servers")).status)
+      local log = srv:error_log()
+      local _, total = open_warnings(log)
+      assert.are.equal(0, total, log)
+      assert.is_nil(log:find("%[error%]"), log)
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
+  describe("the example nginx.conf with ICESERVERS_API_KEY set but empty", function()
+    it("answers 503 to every request, and logs why once per worker", function()
+      local env = { ICESERVERS_API_KEY = "" }
+      for k, v in pairs(COTURN_ENV) do env[k] = v end
+      local srv = example(env)
+      finally(function() srv:stop() end)
+      local t0 = nginx.now()
+      for i = 1, 20 do
+        local req = janus(srv:url("/ice-servers"), i % 2 == 0 and "POST" or "GET",
+          i % 3 == 0 and "" or nil)
+        local res = fetch(req.url, req)
+        assert.are.equal(503, res.status, res.body)
+        assert_json_headers(res)
+        assert.are.equal(NOT_CONFIGURED, res.body)
+      end
+      local log = srv:error_log()
+      assert_once_per_window(log, "ICESERVERS_API_KEY is set but empty", nginx.now() - t0)
+      assert.matches("%[error%][^\n]*iceservers: ICESERVERS_API_KEY is set but empty", log)
+      local _, warned = open_warnings(log)
+      assert.are.equal(0, warned, log)
     end)
   end)
 
@@ -292,10 +451,42 @@ describe("iceservers.ngx in nginx", function()
         local res = fetch(srv:url("/ice-servers"))
         assert.are.equal(503, res.status)
         assert_json_headers(res)
-        assert.are.equal('{"error":"ICE servers are not configured"}', res.body)
+        assert.are.equal(NOT_CONFIGURED, res.body)
       end
       local log = srv:error_log()
       assert.matches("%[error%][^\n]*iceservers: [^\n]*TURN_URLS", log)
+      assert_not_in(log, SECRET, "the error log")
+    end)
+
+    it("tries a bad configuration again at most every 5 s, after the key", function()
+      local srv = example { TURN_PROVIDER = "coturn", TURN_SECRET = SECRET,
+        ICESERVERS_API_KEY = ENV_KEY }
+      finally(function() srv:stop() end)
+      -- without the key: 401, and the configuration is not even built
+      for _, method in ipairs { "GET", "POST" } do
+        local req = janus(srv:url("/ice-servers"), method, "wrong")
+        assert.are.equal(401, fetch(req.url, req).status)
+      end
+      assert.is_nil(srv:error_log():find("TURN_URLS", 1, true), srv:error_log())
+
+      local t0 = nginx.now()
+      for i = 1, 20 do
+        local req = janus(srv:url("/ice-servers"), i % 2 == 0 and "POST" or "GET", ENV_KEY)
+        local res = fetch(req.url, req)
+        assert.are.equal(503, res.status, res.body)
+        assert.are.equal(NOT_CONFIGURED, res.body)
+      end
+      local before = assert_once_per_window(srv:error_log(), "TURN_URLS", nginx.now() - t0)
+
+      -- once the window has passed, the next request builds it again (and logs)
+      nginx.sleep(RETRY + 0.5)
+      local req = janus(srv:url("/ice-servers"), "GET", ENV_KEY)
+      assert.are.equal(503, fetch(req.url, req).status)
+      local log = srv:error_log()
+      local _, after = lines_per_pid(log, "TURN_URLS")
+      assert.are.equal(before + 1, after, log)
+      assert.is_nil(log:find("iceservers: iceservers:", 1, true), log)
+      -- (Janus' ?api= is in these lines' request: "...": nginx's, not ours)
       assert_not_in(log, SECRET, "the error log")
     end)
 
@@ -404,6 +595,21 @@ describe("iceservers.ngx in nginx", function()
           location = /ice-open {
             content_by_lua_block { require("iceservers.ngx").serve() }
           }
+          location = /ice-bad {
+            content_by_lua_block {
+              local keys = { empty = "", number = 42, ["false"] = false, table = {} }
+              require("iceservers.ngx").serve(nil, { api_key = keys[ngx.var.arg_case] })
+            }
+          }
+          location = /check {
+            content_by_lua_block {
+              local keys = { empty = "", number = 42, ["false"] = false, ok = "x" }
+              local case = ngx.var.arg_case
+              local ok, err = pcall(require("iceservers.ngx").check,
+                case and { api_key = keys[case] } or nil)
+              ngx.print(require("cjson").encode { ok = ok, err = not ok and err or nil })
+            }
+          }
           location = /ice-slow {
             content_by_lua_block {
               require("iceservers.ngx").serve(require("spec.ngx_brokers").slow)
@@ -469,6 +675,45 @@ describe("iceservers.ngx in nginx", function()
       end)
     end)
 
+    describe("a bad api_key", function()
+      local CASES = { empty = "opts.api_key is empty", number = "opts.api_key is a number",
+        ["false"] = "opts.api_key is a boolean", table = "opts.api_key is a table" }
+
+      it("is a configuration error: 503 to every request, one error line per worker",
+        function()
+          local t0 = nginx.now()
+          for case in pairs(CASES) do
+            for _, key in ipairs { false, "", "x", API_KEY } do
+              for _, method in ipairs { "GET", "POST" } do
+                local url = srv:url("/ice-bad?case=" .. case .. (key and "&key=" .. key or ""))
+                local res = fetch(url, { method = method })
+                assert.are.equal(503, res.status, case .. ": " .. res.body)
+                assert_json_headers(res)
+                assert.are.equal(NOT_CONFIGURED, res.body)
+              end
+            end
+          end
+          local log, elapsed = srv:error_log(), nginx.now() - t0
+          for _, message in pairs(CASES) do
+            assert_once_per_window(log, message, elapsed)
+            assert.matches("%[error%][^\n]*iceservers: " .. message:gsub("%p", "%%%0"), log)
+          end
+        end)
+
+      it("is raised by check(opts), for init_worker_by_lua", function()
+        for case, message in pairs(CASES) do
+          if case ~= "table" then
+            local got = decode(fetch(srv:url("/check?case=" .. case)))
+            assert.is_false(got.ok, case)
+            assert.matches("^iceservers: " .. message:gsub("%p", "%%%0"), got.err)
+            assert.is_nil(got.err:find("\n"), got.err)
+          end
+        end
+        assert.are.same({ ok = true }, decode(fetch(srv:url("/check?case=ok"))))
+        assert.are.same({ ok = true }, decode(fetch(srv:url("/check")))) -- no key: fine
+      end)
+    end)
+
     describe("cors_origin", function()
       it("answers an OPTIONS preflight with 204 and the CORS headers, no key needed", function()
         local res = ice(nil, { method = "OPTIONS", headers = {
@@ -529,6 +774,35 @@ describe("iceservers.ngx in nginx", function()
         local res = ice("?key=" .. API_KEY .. "&username=" .. string.rep("u", 256))
         assert_coturn_webrtc(decode(res), string.rep("u", 256))
         assert.is_nil(srv:error_log():find("%[error%][^\n]*invalid user"), srv:error_log())
+      end)
+
+      it("is refused with 400 when the broker or coturn refuses it", function()
+        -- invalid UTF-8 (the broker); a quote and a space (coturn's user names)
+        for _, name in ipairs { "%C3%28", "%FF", "o%27brien", "a%20b", "a+b" } do
+          local res = ice("?key=" .. API_KEY .. "&username=" .. name)
+          assert.are.equal(400, res.status, name .. ": " .. res.body)
+          assert_json_headers(res)
+          assert.are.same({ error = "invalid username" }, decode(res))
+        end
+        -- UTF-8 is fine
+        local res = ice("?key=" .. API_KEY .. "&username=" .. escape("zoë"))
+        assert_coturn_webrtc(decode(res), "zoë")
+      end)
+
+      it("comes from Janus' username= with Janus' key, with and without a query", function()
+        for _, configured in ipairs(janus_urls(srv:url("/ice"))) do
+          for _, method in ipairs { "GET", "POST" } do
+            local req = janus(configured, method, API_KEY, JANUS_USER)
+            local res = fetch(req.url, req)
+            assert.are.equal(200, res.status, method .. " " .. req.url .. ": " .. res.body)
+            assert_coturn_rest(decode(res), JANUS_USER, req.url)
+          end
+        end
+        -- the key in turn_rest_api's own query ("?key=K" then Janus' "?service=turn...")
+        local req = janus(srv:url("/ice?key=" .. API_KEY), "GET", nil, "bob")
+        local res = fetch(req.url, req)
+        assert.are.equal(200, res.status, res.body)
+        assert_coturn_rest(decode(res), "bob")
       end)
 
       it("comes from opts.user(ngx) when given, before the query", function()
@@ -611,6 +885,54 @@ describe("iceservers.ngx in nginx", function()
       assert.are.equal(1, total, log)
       assert_not_in(log, SECRET, "the error log")
       assert_not_in(log, mockc.METERED_KEY, "the error log")
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
+  describe("ICESERVERS_API_KEY in a generated config", function()
+    local function start(key)
+      local env = { ICESERVERS_API_KEY = key }
+      for k, v in pairs(COTURN_ENV) do env[k] = v end
+      return nginx.start{
+        tls = false, env = env,
+        main = "env TURN_PROVIDER; env TURN_SECRET; env TURN_URLS; env STUN_URLS; "
+          .. "env ICESERVERS_API_KEY;",
+        http = [[
+          lua_shared_dict iceservers 1m;
+          init_worker_by_lua_block { require("iceservers.ngx").check() }
+        ]],
+        server = ([[
+          location = /ice { content_by_lua_block { require("iceservers.ngx").serve() } }
+          location = /ice-opt {
+            content_by_lua_block { require("iceservers.ngx").serve(nil, { api_key = "%s" }) }
+          }
+        ]]):format(API_KEY),
+      }
+    end
+
+    it("set but empty: check() raises in init_worker_by_lua, serve() answers 503", function()
+      local srv = start("")
+      finally(function() srv:stop() end)
+      local res = fetch(srv:url("/ice?key="))
+      assert.are.equal(503, res.status)
+      assert.are.equal(NOT_CONFIGURED, res.body)
+      assert.matches("init_worker_by_lua[^\n]*iceservers: ICESERVERS_API_KEY is set but empty",
+        srv:error_log())
+      -- opts.api_key wins over the variable
+      assert.are.equal(401, fetch(srv:url("/ice-opt")).status)
+      res = fetch(srv:url("/ice-opt?key=" .. API_KEY))
+      assert.are.equal(200, res.status, res.body)
+      assert_coturn_webrtc(decode(res), nil)
+    end)
+
+    it("set: opts.api_key still wins over it", function()
+      local srv = start(ENV_KEY)
+      finally(function() srv:stop() end)
+      assert.are.equal(200, fetch(srv:url("/ice?key=" .. ENV_KEY)).status)
+      assert.are.equal(401, fetch(srv:url("/ice")).status)
+      assert.are.equal(401, fetch(srv:url("/ice-opt?key=" .. ENV_KEY)).status)
+      assert.are.equal(200, fetch(srv:url("/ice-opt?key=" .. API_KEY)).status)
+      assert.is_nil(srv:error_log():find("%[error%]"), srv:error_log())
     end)
   end)
 end)

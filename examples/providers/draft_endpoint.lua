@@ -16,7 +16,9 @@ return {
   },
 
   get = function(ctx, user, opts)
-    local query = "?service=turn&username=" .. escape(user or "")
+    -- a URL with a query of its own gets "&...", not a second "?"
+    local query = (opts.url:find("?", 1, true) and "&" or "?") .. "service=turn"
+    if user then query = query .. "&username=" .. escape(user) end
     if opts.key then query = query .. "&key=" .. escape(opts.key) end
     local res, err = ctx.http { url = opts.url .. query, timeout = opts.timeout }
     if not res then return nil, err end

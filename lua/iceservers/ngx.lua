@@ -11,6 +11,8 @@ iceservers inside nginx (OpenResty's lua-nginx-module):
 
 serve(broker, opts), both optional: without a broker, one is built per worker on first
 use from the environment (list the variables with nginx's `env` directive).
+The endpoint key is opts.api_key, else ICESERVERS_API_KEY; check(opts) raises,
+in init_worker_by_lua*, what serve() would refuse to run with.
 The answers of REST providers are shared by all workers through the dict, and
 one request refreshes them for all.  Provider calls use cosockets, so a slow
 provider never blocks the worker.
@@ -21,7 +23,12 @@ local core = require "iceservers.core"
 
 local M = {}
 
+local find, gsub = string.find, string.gsub
+
 local DEFAULT_DICT = "iceservers"
+local KEY_VAR = "ICESERVERS_API_KEY"
+local RETRY = 5 -- seconds between two builds of a broken configuration
+local NOT_CONFIGURED = "ICE servers are not configured"
 local METRIC_PREFIX = "metrics|"
 local LEVELS = { error = ngx.ERR, warn = ngx.WARN, info = ngx.INFO, debug = ngx.DEBUG }
 
@@ -73,8 +80,65 @@ function M.from_env(env, opts)
 end
 
 local worker_broker -- built once per worker, on the first request
+local build_failed_at -- ngx.now() of the last failed build of worker_broker
+local env_key         -- ICESERVERS_API_KEY, false when unset: a worker's environment is fixed
+local complained = {} -- configuration error -> ngx.now() of its last log line
 local warned_open = false
 local NO_OPTS = {}
+
+-- The endpoint key: opts.api_key, else ICESERVERS_API_KEY; false for none;
+-- nil, err for a key that would silently open the endpoint (empty, not a string).
+local function endpoint_key(opts)
+  local key = opts.api_key
+  if key == nil then
+    if env_key == nil then env_key = os.getenv(KEY_VAR) or false end
+    if env_key == "" then
+      return nil, "iceservers: " .. KEY_VAR .. " is set but empty (unset it for no key)"
+    end
+    return env_key
+  end
+  if type(key) ~= "string" or key == "" then
+    return nil, "iceservers: opts.api_key is " .. (key == "" and "empty" or "a " .. type(key))
+      .. ": it must be a non-empty string"
+  end
+  return key
+end
+
+-- One error line per worker and retry window for a configuration error.
+local function complain(err)
+  local now = ngx.now()
+  local last = complained[err]
+  if not last or now - last >= RETRY then
+    complained[err] = now
+    ngx.log(ngx.ERR, err)
+  end
+end
+
+-- The worker's broker from the environment.  A configuration that fails to
+-- build is tried again (and logged) at most every RETRY seconds, not on
+-- every request.
+local function env_broker(opts)
+  if worker_broker then return worker_broker end
+  local now = ngx.now()
+  if build_failed_at and now - build_failed_at < RETRY then return nil end
+  local ok, built = pcall(M.from_env, nil, opts)
+  if not ok then
+    build_failed_at = now
+    local err = tostring(built)
+    ngx.log(ngx.ERR, find(err, "^iceservers: ") and "" or "iceservers: ", err)
+    return nil
+  end
+  worker_broker, build_failed_at = built, nil
+  return built
+end
+
+-- Raises what serve(broker, opts) would answer 503 for, as a one-line error:
+-- a bad endpoint key.  For init_worker_by_lua*, where the mistake shows at start.
+function M.check(opts)
+  local key, err = endpoint_key(opts or NO_OPTS)
+  if key == nil then error(err, 0) end
+  return true
+end
 
 local function reply(status, body, opts)
   ngx.status = status
@@ -92,9 +156,22 @@ local function failure(status, message, opts)
   return reply(status, ('{"error":"%s"}'):format(message), opts)
 end
 
+-- The query's parameters.  Janus appends "?service=turn&..." to its
+-- turn_rest_api URL even when that has a query already: a literal "?" in the
+-- query then separates parameters too (an encoded %3F does not).  The raw
+-- query is read first: no table walk, and no parse at all without a query.
+local function query_args()
+  local raw = ngx.var.args
+  if not raw then return {} end
+  if find(raw, "?", 1, true) then
+    return ngx.decode_args((gsub(raw, "%?", "&")), 32)
+  end
+  return ngx.req.get_uri_args(32)
+end
+
 -- Query arguments, and those of a form body (Janus POSTs them).
 local function params(method)
-  local args = ngx.req.get_uri_args(32)
+  local args = query_args()
   if method == "POST" and (ngx.var.content_type or ""):find("application/x-www-form-urlencoded",
     1, true) then
     ngx.req.read_body()
@@ -116,7 +193,8 @@ end
 opts:
   user            function(ngx) -> user id or nil: who is asking (your auth layer's)
   user_from_query true: take the user from ?username= (or ?user=); only behind auth
-  api_key         require ?key= / ?api= / form key / X-Api-Key to match (401 otherwise)
+  api_key         require ?key= / ?api= / form key / X-Api-Key to match (401 otherwise);
+                  default: the ICESERVERS_API_KEY variable; empty or not a string: 503
   cors_origin     allowed Origin for CORS (and OPTIONS preflight answers)
   dict            lua_shared_dict name (default "iceservers"); lock_timeout seconds
 ]]
@@ -136,37 +214,39 @@ function M.serve(broker, opts)
     return failure(405, "method not allowed", opts)
   end
 
-  if not broker then
-    if not worker_broker then
-      local ok, built = pcall(M.from_env, nil, opts)
-      if not ok then
-        ngx.log(ngx.ERR, "iceservers: ", tostring(built))
-        return failure(503, "ICE servers are not configured", opts)
-      end
-      worker_broker = built
-    end
-    broker = worker_broker
+  local key, key_err = endpoint_key(opts)
+  if key == nil then
+    complain(key_err)
+    return failure(503, NOT_CONFIGURED, opts)
   end
 
+  -- the key first: a client without it learns nothing of the configuration
   local args = params(method)
-  if opts.api_key then
+  if key then
     local given = one(args.key) or one(args.api) or ngx.var.http_x_api_key or ""
-    if not core.ct_equal(tostring(given), opts.api_key) then
+    if not core.ct_equal(tostring(given), key) then
       return failure(401, "unauthorized", opts)
     end
   elseif not opts.user and not warned_open then
     warned_open = true
-    ngx.log(ngx.WARN, "iceservers: this endpoint has neither opts.user nor opts.api_key: ",
-      "anyone who can reach it gets TURN credentials (fine behind your own auth)")
+    ngx.log(ngx.WARN, "iceservers: this endpoint has neither opts.user nor an API key ",
+      "(opts.api_key, ", KEY_VAR, "): anyone who can reach it gets TURN credentials ",
+      "(fine behind your own auth)")
   end
 
-  local format = one(args.format) or "webrtc"
-  if format ~= "webrtc" and format ~= "rest" then
-    return failure(400, "format must be webrtc or rest", opts)
+  if not broker then
+    broker = env_broker(opts)
+    if not broker then return failure(503, NOT_CONFIGURED, opts) end
   end
+
+  -- service=turn is the draft's own parameter: what Janus sends, never format=
   local service = one(args.service)
   if service and service ~= "turn" then
     return failure(400, "service must be turn", opts)
+  end
+  local format = one(args.format) or (service and "rest" or "webrtc")
+  if format ~= "webrtc" and format ~= "rest" then
+    return failure(400, "format must be webrtc or rest", opts)
   end
 
   local user, from_query
