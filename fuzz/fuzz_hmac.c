@@ -12,6 +12,23 @@ static const struct {
     size_t size;
 } algs[] = {{"sha1", 20}, {"sha256", 32}, {"sha384", 48}, {"sha512", 64}};
 
+/*
+ * signer:method(msg), with the signer at stack index 3: pushes the result and
+ * returns it, as a string.
+ */
+static const char *signer_call(lua_State *L, const char *method, const char *msg, size_t n,
+                               size_t *len)
+{
+    char what[64];
+    lua_getfield(L, 3, method);
+    lua_pushvalue(L, 3);
+    lua_pushlstring(L, msg, n);
+    snprintf(what, sizeof what, "%s raised", method);
+    fuzz_pcall(L, 2, 1, what);
+    snprintf(what, sizeof what, "%s did not return a string", method);
+    return fuzz_string(L, -1, len, what);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     lua_State *L;
@@ -43,19 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!lua_isuserdata(L, 3))
         fuzz_fail("hmac_key did not return a userdata", NULL);
 
-    lua_getfield(L, 3, "digest"); /* 4: signer:digest(msg) */
-    lua_pushvalue(L, 3);
-    lua_pushlstring(L, msg, mlen);
-    fuzz_pcall(L, 2, 1, "digest raised");
-    d = fuzz_string(L, 4, &dlen, "digest did not return a string");
+    d = signer_call(L, "digest", msg, mlen, &dlen); /* 4 */
     if (!fuzz_equal(h, hlen, d, dlen))
         fuzz_fail("hmac(alg, key, msg) ~= hmac_key(alg, key):digest(msg)", alg);
 
-    lua_getfield(L, 3, "b64digest"); /* 5: signer:b64digest(msg) */
-    lua_pushvalue(L, 3);
-    lua_pushlstring(L, msg, mlen);
-    fuzz_pcall(L, 2, 1, "b64digest raised");
-    b = fuzz_string(L, 5, &blen, "b64digest did not return a string");
+    b = signer_call(L, "b64digest", msg, mlen, &blen); /* 5 */
     fuzz_core_fn(L, "b64encode"); /* 6: b64encode(digest) */
     lua_pushvalue(L, 4);
     fuzz_pcall(L, 1, 1, "b64encode raised");
@@ -65,15 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The signer keeps no state between calls: the same MAC again, after a
        MAC of another message (the key alone). */
-    lua_getfield(L, 3, "digest");
-    lua_pushvalue(L, 3);
-    lua_pushlstring(L, key, klen);
-    fuzz_pcall(L, 2, 0, "digest raised");
-    lua_getfield(L, 3, "digest"); /* 7 */
-    lua_pushvalue(L, 3);
-    lua_pushlstring(L, msg, mlen);
-    fuzz_pcall(L, 2, 1, "digest raised");
-    d2 = fuzz_string(L, 7, &d2len, "digest did not return a string");
+    signer_call(L, "digest", key, klen, &d2len);
+    lua_pop(L, 1);
+    d2 = signer_call(L, "digest", msg, mlen, &d2len); /* 7 */
     if (!fuzz_equal(d, dlen, d2, d2len))
         fuzz_fail("the signer gave two MACs for one message", alg);
 

@@ -1,16 +1,16 @@
 /*
- * What src/ice_http.c parses from the network, without a network:
+ * What src/ice_http_response.c takes from the network, without a network:
  *   - ice_on_header / ice_on_body, the libcurl callbacks that collect a
  *     response into an ice_buf, against a model kept here: a header line
  *     starting with "HTTP/" after a finished block (or none) empties the
- *     header buffer (a new response), a
- *     chunk that would pass the limit is refused (0 returned, over set) and
- *     nothing else changes; ice_buf_reset and ice_buf_free as perform() uses
- *     them;
- *   - ice_push_headers, the header-block parser of push_response, on what the
- *     callbacks collected and on the raw input: every key is a non-empty
- *     lower-case name without ':' or a line break, every value a string
- *     without a line break, trimmed of blanks (and the CR) at both ends.
+ *     header buffer (a new response), a chunk that would pass the limit is
+ *     refused (0 returned, over set) and nothing else changes; ice_buf_reset
+ *     and ice_buf_free as ice_http.c's perform() uses them;
+ *   - ice_push_headers, the header-block parser behind ice_http.c's
+ *     push_response, on what the callbacks collected and on the raw input:
+ *     every key is a non-empty lower-case name without ':' or a line break,
+ *     every value a string without a line break, trimmed of blanks (and the
+ *     CR) at both ends.
  * Input: byte 0 the limit (bit 7: the real ICE_HEADER_CAP, else 16 * the low
  * bits), byte 1 the chunking (bit 0: one chunk per line as libcurl calls the
  * header callback, else fixed chunks of 1 + byte1 / 2 bytes), byte 2 how many

@@ -33,8 +33,8 @@ build = {
    modules = {
       ["iceservers.core"] = {
          sources = {
-            "src/ice_core.c", "src/ice_b64.c", "src/ice_crypto.c", "src/ice_sys.c",
-            "src/ice_http.c", "src/ice_digest.c",
+            "src/ice_core.c", "src/ice_codec.c", "src/ice_crypto.c", "src/ice_digest.c",
+            "src/ice_http.c", "src/ice_http_response.c", "src/ice_sys.c",
          },
          defines = { "ICESERVERS_VERSION=" .. release },
          incdirs = { "$(OPENSSL_INCDIR)" },

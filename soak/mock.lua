@@ -32,12 +32,7 @@ local FAIL_LAST = os.getenv("SOAK_MOCK_FAIL_LAST") == "1"
 
 local function count(name) dict:incr(name, 1, 0) end
 
-local function send(status, body, ctype)
-  ngx.status = status
-  ngx.header["Content-Type"] = ctype or "application/json"
-  ngx.print(body)
-  return ngx.exit(status)
-end
+local send = require "support.mock_reply"
 
 local uri = ngx.var.uri
 if uri == "/stats" then

@@ -38,11 +38,7 @@ describe("iceservers.transport.cosocket in nginx", function()
       names = { "keepalive.test" }, -- for the keep-alive test alone
     }
     other_dir = sh.tmpdir("otherca")
-    local ok, out = sh.run_clean(("set -e; cd %s; "
-      .. "openssl ecparam -name prime256v1 -genkey -noout -out ca.key; "
-      .. "openssl req -x509 -new -key ca.key -sha256 -days 3 -subj '/CN=another CA' "
-      .. "-addext 'basicConstraints=critical,CA:TRUE' -out ca.crt"):format(sh.quote(other_dir)))
-    assert(ok, out)
+    nginx.make_ca(other_dir, "another CA")
     wrong = nginx.start{
       tls = false,
       http = ([[

@@ -111,11 +111,7 @@ describe("provider faults", function()
     }
     record_pids(srv)
     other_dir = sh.tmpdir("otherca")
-    local ok, out = sh.run_clean(("set -e; cd %s; "
-      .. "openssl ecparam -name prime256v1 -genkey -noout -out ca.key; "
-      .. "openssl req -x509 -new -key ca.key -sha256 -days 3 -subj '/CN=another CA' "
-      .. "-addext 'basicConstraints=critical,CA:TRUE' -out ca.crt"):format(sh.quote(other_dir)))
-    assert(ok, out)
+    nginx.make_ca(other_dir, "another CA")
     -- A resolver on a UDP port nobody serves: every lookup fails when
     -- resolver_timeout has passed (nginx's resolver ignores /etc/hosts;
     -- mock.test and localhost are pinned by ICESERVERS_RESOLVE).  Note that

@@ -42,6 +42,21 @@ describe("rockspec/iceservers-scm-1.rockspec", function()
     assert.truthy(count >= 10)
   end)
 
+  it("lists every C source under src/ for iceservers.core, and no other", function()
+    local text = assert(sh.read_file("rockspec/iceservers-scm-1.rockspec"))
+    local ok, files = sh.run_clean("cd src && ls *.c")
+    assert(ok, files)
+    local here, count = {}, 0
+    for name in files:gmatch("[^\n]+") do
+      here[name], count = true, count + 1
+      assert.truthy(text:find('"src/' .. name .. '"', 1, true), name .. " is not in the rockspec")
+    end
+    for name in text:gmatch('"src/([^"]+%.c)"') do
+      assert.truthy(here[name], "the rockspec lists src/" .. name .. ", which does not exist")
+    end
+    assert.truthy(count >= 5)
+  end)
+
   it("installs offline for Lua 5.4 and the tree requires iceservers.core", function()
     local ok, out, tree = install("5.4", "lua5.4")
     assert(ok, out)

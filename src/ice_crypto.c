@@ -40,19 +40,23 @@ typedef struct {
     int (*final)(unsigned char *, md_state *);
 } md_kind;
 
-/* Thin adapters so one table of function pointers covers every algorithm. */
-static int sha1_init(md_state *s) { return SHA1_Init(&s->sha1); }
-static int sha1_update(md_state *s, const void *d, size_t n) { return SHA1_Update(&s->sha1, d, n); }
-static int sha1_final(unsigned char *o, md_state *s) { return SHA1_Final(o, &s->sha1); }
-static int sha256_init(md_state *s) { return SHA256_Init(&s->sha256); }
-static int sha256_update(md_state *s, const void *d, size_t n) { return SHA256_Update(&s->sha256, d, n); }
-static int sha256_final(unsigned char *o, md_state *s) { return SHA256_Final(o, &s->sha256); }
-static int sha384_init(md_state *s) { return SHA384_Init(&s->sha512); }
-static int sha384_update(md_state *s, const void *d, size_t n) { return SHA384_Update(&s->sha512, d, n); }
-static int sha384_final(unsigned char *o, md_state *s) { return SHA384_Final(o, &s->sha512); }
-static int sha512_init(md_state *s) { return SHA512_Init(&s->sha512); }
-static int sha512_update(md_state *s, const void *d, size_t n) { return SHA512_Update(&s->sha512, d, n); }
-static int sha512_final(unsigned char *o, md_state *s) { return SHA512_Final(o, &s->sha512); }
+/*
+ * Thin adapters so one table of function pointers covers every algorithm:
+ * MD_ADAPTERS(x, X, m) defines x_init, x_update and x_final over X_Init,
+ * X_Update and X_Final on the state's member m (SHA-384 runs on SHA512_CTX).
+ */
+#define MD_ADAPTERS(x, X, m)                                                        \
+    static int x##_init(md_state *s) { return X##_Init(&s->m); }                    \
+    static int x##_update(md_state *s, const void *d, size_t n)                     \
+    {                                                                               \
+        return X##_Update(&s->m, d, n);                                             \
+    }                                                                               \
+    static int x##_final(unsigned char *o, md_state *s) { return X##_Final(o, &s->m); }
+MD_ADAPTERS(sha1, SHA1, sha1)
+MD_ADAPTERS(sha256, SHA256, sha256)
+MD_ADAPTERS(sha384, SHA384, sha512)
+MD_ADAPTERS(sha512, SHA512, sha512)
+#undef MD_ADAPTERS
 
 static const md_kind md_kinds[] = {
     {"sha1", SHA_DIGEST_LENGTH, SHA_CBLOCK, EVP_sha1, sha1_init, sha1_update, sha1_final},
@@ -74,20 +78,13 @@ static const md_kind *check_alg(lua_State *L, int arg)
     return NULL;
 }
 
-/* Strings only: numbers would be coerced silently, hiding a caller's bug. */
-static const char *check_bytes(lua_State *L, int arg, size_t *len)
-{
-    luaL_checktype(L, arg, LUA_TSTRING);
-    return lua_tolstring(L, arg, len);
-}
-
 /* core.hmac(alg, key, msg): one-shot, through OpenSSL's own HMAC(). */
 static int l_hmac(lua_State *L)
 {
     const md_kind *md = check_alg(L, 1);
     size_t klen, mlen;
-    const char *key = check_bytes(L, 2, &klen);
-    const char *msg = check_bytes(L, 3, &mlen);
+    const char *key = ice_check_bytes(L, 2, &klen);
+    const char *msg = ice_check_bytes(L, 3, &mlen);
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int olen = 0;
     if (HMAC(md->evp(), key, (int)klen, (const unsigned char *)msg, mlen, out, &olen) == NULL)
@@ -145,7 +142,7 @@ static int l_hmac_key(lua_State *L)
 {
     const md_kind *md = check_alg(L, 1);
     size_t klen;
-    const char *key = check_bytes(L, 2, &klen);
+    const char *key = ice_check_bytes(L, 2, &klen);
     signer *s = (signer *)lua_newuserdata(L, sizeof *s);
     memset(s, 0, sizeof *s);
     luaL_getmetatable(L, SIGNER_MT);
@@ -172,7 +169,7 @@ static int l_signer_digest(lua_State *L)
 {
     const signer *s = check_signer(L, 1);
     size_t n;
-    const char *msg = check_bytes(L, 2, &n);
+    const char *msg = ice_check_bytes(L, 2, &n);
     unsigned char out[EVP_MAX_MD_SIZE];
     if (!signer_mac(s, (const unsigned char *)msg, n, out))
         return luaL_error(L, "digest: OpenSSL failed");
@@ -185,7 +182,7 @@ static int l_signer_b64digest(lua_State *L)
 {
     const signer *s = check_signer(L, 1);
     size_t n;
-    const char *msg = check_bytes(L, 2, &n);
+    const char *msg = ice_check_bytes(L, 2, &n);
     unsigned char mac[EVP_MAX_MD_SIZE];
     char text[ICE_B64_LEN(EVP_MAX_MD_SIZE)];
     if (!signer_mac(s, (const unsigned char *)msg, n, mac))
@@ -232,8 +229,8 @@ static int l_signer_tostring(lua_State *L)
 static int l_ct_equal(lua_State *L)
 {
     size_t la, lb;
-    const char *a = check_bytes(L, 1, &la);
-    const char *b = check_bytes(L, 2, &lb);
+    const char *a = ice_check_bytes(L, 1, &la);
+    const char *b = ice_check_bytes(L, 2, &lb);
     int same;
     if (la == lb) {
         same = CRYPTO_memcmp(a, b, la) == 0;
@@ -260,33 +257,25 @@ static int l_random_bytes(lua_State *L)
     return 1;
 }
 
-void ice_open_crypto(lua_State *L)
+const luaL_Reg ice_crypto_funcs[] = {
+    {"hmac", l_hmac},
+    {"hmac_key", l_hmac_key},
+    {"ct_equal", l_ct_equal},
+    {"random_bytes", l_random_bytes},
+    {NULL, NULL},
+};
+
+void ice_open_signer(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        {"hmac", l_hmac},
-        {"hmac_key", l_hmac_key},
-        {"ct_equal", l_ct_equal},
-        {"random_bytes", l_random_bytes},
-        {NULL, NULL},
-    };
     static const luaL_Reg methods[] = {
         {"digest", l_signer_digest},
         {"b64digest", l_signer_b64digest},
         {NULL, NULL},
     };
-    if (luaL_newmetatable(L, SIGNER_MT)) {
-        ice_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_signer_gc);
-        lua_setfield(L, -2, "__gc");
-        /* local s <close> = core.hmac_key(...) wipes the key at the block's end */
-        lua_pushcfunction(L, l_signer_gc);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_signer_tostring);
-        lua_setfield(L, -2, "__tostring");
+    /* local s <close> = core.hmac_key(...) wipes the key at the block's end */
+    if (ice_newtype(L, SIGNER_MT, methods, l_signer_gc, l_signer_gc, l_signer_tostring)) {
         lua_pushliteral(L, "it is not allowed to get the metatable");
         lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
-    ice_setfuncs(L, funcs);
 }

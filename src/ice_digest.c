@@ -14,13 +14,6 @@ static const struct {
     {"sha384", EVP_sha384}, {"sha512", EVP_sha512},
 };
 
-/* Strings only: numbers would be coerced silently, hiding a caller's bug. */
-static const char *check_bytes(lua_State *L, int arg, size_t *len)
-{
-    luaL_checktype(L, arg, LUA_TSTRING);
-    return lua_tolstring(L, arg, len);
-}
-
 /* core.digest(alg, msg) -> the raw digest of msg. */
 static int l_digest(lua_State *L)
 {
@@ -37,7 +30,7 @@ static int l_digest(lua_State *L)
     if (evp == NULL)
         return luaL_argerror(L, 1, lua_pushfstring(L,
             "unknown algorithm '%s' (expected md5, sha1, sha256, sha384 or sha512)", name));
-    msg = check_bytes(L, 2, &n);
+    msg = ice_check_bytes(L, 2, &n);
     /* Raise only once OpenSSL has returned: no longjmp through its frames. */
     ok = EVP_Digest(msg, n, out, &olen, evp(), NULL) == 1;
     if (!ok)
@@ -97,7 +90,7 @@ static const unsigned long crc_table[256] = {
 static int l_crc32(lua_State *L)
 {
     size_t n, i;
-    const unsigned char *s = (const unsigned char *)check_bytes(L, 1, &n);
+    const unsigned char *s = (const unsigned char *)ice_check_bytes(L, 1, &n);
     unsigned long crc = 0xffffffffUL;
     for (i = 0; i < n; i++)
         crc = crc_table[(crc ^ s[i]) & 0xff] ^ (crc >> 8);
@@ -110,12 +103,8 @@ static int l_crc32(lua_State *L)
     return 1;
 }
 
-void ice_open_digest(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"digest", l_digest},
-        {"crc32", l_crc32},
-        {NULL, NULL},
-    };
-    ice_setfuncs(L, funcs);
-}
+const luaL_Reg ice_digest_funcs[] = {
+    {"digest", l_digest},
+    {"crc32", l_crc32},
+    {NULL, NULL},
+};

@@ -4,10 +4,10 @@
  * Every curl handle, header list and buffer is owned by one userdata with a
  * __gc, created before any of them, so a Lua error raised while a request is
  * being assembled cannot leak them.  No Lua function is called while libcurl
- * runs: the callbacks below only copy bytes into C buffers, and the Lua tables
- * are built after curl_easy_perform returns.  Runtime failures come back as
- * nil, err; only misuse (wrong argument types) raises, and always before
- * libcurl is entered.
+ * runs: its callbacks (ice_http_response.c, with the header parser) only copy
+ * bytes into C buffers, and the Lua tables are built after curl_easy_perform
+ * returns.  Runtime failures come back as nil, err; only misuse (wrong
+ * argument types) raises, and always before libcurl is entered.
  *
  * Lua code does run during a request outside libcurl: metamethods of the
  * request table while it is read, and finalizers of any object at any
@@ -18,7 +18,6 @@
  */
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
@@ -29,16 +28,13 @@
 #define DEFAULT_TIMEOUT 5.0
 #define DEFAULT_CONNECT_TIMEOUT 2.0
 #define DEFAULT_MAX_BODY (1024.0 * 1024.0)
-#define HEADER_CAP ICE_HEADER_CAP
-
-typedef ice_buf buf;
 
 typedef struct {
     CURL *easy;
     struct curl_slist *headers; /* request headers of the transfer in flight */
     struct curl_slist *resolve; /* this transfer's resolve list */
     struct curl_slist *forget;  /* "-host:port" for the entries added last time */
-    buf body, head;
+    ice_buf body, head;
     int defaults_ref; /* registry ref of the client's default req, or LUA_NOREF */
     int closed;
     int busy; /* set by run_request while a request of this handle runs */
@@ -54,77 +50,6 @@ typedef struct {
     int verify, has_body;
     int headers_idx, defheaders_idx, resolve_idx, defresolve_idx; /* 0 if absent */
 } request;
-
-/* ---- buffers ---------------------------------------------------------- */
-
-void ice_buf_reset(buf *b, size_t limit)
-{
-    if (b->cap > 256 * 1024) { /* do not keep a huge body alive in a pool */
-        free(b->data);
-        b->data = NULL;
-        b->cap = 0;
-    }
-    b->len = 0;
-    b->limit = limit;
-    b->over = 0;
-}
-
-void ice_buf_free(buf *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-/* Returns 0 when out of memory or over the limit (b->over says which). */
-static int buf_add(buf *b, const char *p, size_t n)
-{
-    if (n > b->limit - b->len) {
-        b->over = 1;
-        return 0;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        char *d;
-        while (cap < b->len + n)
-            cap *= 2;
-        d = (char *)realloc(b->data, cap);
-        if (d == NULL)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 1;
-}
-
-size_t ice_on_body(char *p, size_t size, size_t n, void *ud)
-{
-    buf *b = (buf *)ud;
-    return buf_add(b, p, size * n) ? size * n : 0;
-}
-
-/* Only the last response's headers count (a proxy or 1xx may come first). */
-/* Is the collected block empty, or closed by its blank line? */
-int ice_header_block_ended(const buf *b)
-{
-    const char *d = b->data;
-    size_t n = b->len;
-    return n == 0 || (n >= 2 && d[n - 1] == '\n' &&
-                      (d[n - 2] == '\n' || (n >= 3 && d[n - 2] == '\r' && d[n - 3] == '\n')));
-}
-
-/*
- * A status line after a finished block starts the next response (a 1xx, or
- * a proxy's CONNECT answer, comes first); one inside a block is just a line.
- */
-size_t ice_on_header(char *p, size_t size, size_t n, void *ud)
-{
-    buf *b = (buf *)ud;
-    if (size * n >= 5 && memcmp(p, "HTTP/", 5) == 0 && ice_header_block_ended(b))
-        b->len = 0;
-    return buf_add(b, p, size * n) ? size * n : 0;
-}
 
 /* ---- the client handle --------------------------------------------------- */
 
@@ -526,56 +451,6 @@ static int scheme_allowed(const char *url)
             return push_failure(L, r, "libcurl rejected %s", #opt);         \
     } while (0)
 
-/*
- * The header block of the last response (what ice_on_header kept): one
- * "Name: value" per line; status lines, lines without a colon and lines that
- * start with one are skipped.  Pushes a table of lower-cased names to values
- * with their surrounding blanks (and the line's CR) trimmed.  It reads exactly
- * n bytes: the block may hold anything, NULs included.
- */
-void ice_push_headers(lua_State *L, const char *p, size_t n)
-{
-    const char *end = p ? p + n : p;
-    lua_newtable(L);
-    while (p && p < end) {
-        const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
-        const char *colon, *v, *ve;
-        if (eol == NULL)
-            eol = end;
-        colon = (const char *)memchr(p, ':', (size_t)(eol - p));
-        /* the length first: a short last line must not be compared past the end */
-        if (colon && colon > p && !(eol - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
-            luaL_Buffer name;
-            const char *k;
-            v = colon + 1;
-            ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            luaL_buffinit(L, &name);
-            for (k = p; k < colon; k++)
-                luaL_addchar(&name, (char)tolower((unsigned char)*k));
-            luaL_pushresult(&name);
-            lua_pushvalue(L, -1);
-            lua_rawget(L, -3);
-            /* A repeated header is joined with ", " as RFC 9110 allows; an
-               empty one adds nothing, since empty list elements do not count
-               (section 5.6.1), and joining it would leave a dangling ", ". */
-            if (lua_type(L, -1) != LUA_TSTRING || ice_rawlen(L, -1) == 0) {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(ve - v));
-            } else if (ve > v) {
-                lua_pushliteral(L, ", ");
-                lua_pushlstring(L, v, (size_t)(ve - v));
-                lua_concat(L, 3);
-            }
-            lua_rawset(L, -3);
-        }
-        p = eol + 1;
-    }
-}
-
 static int push_response(lua_State *L, client *c)
 {
     long status = 0;
@@ -612,7 +487,7 @@ static int perform(lua_State *L, client *c, int req, int defs)
     curl_slist_free_all(c->headers);
     c->headers = NULL;
     ice_buf_reset(&c->body, (size_t)r->max_body);
-    ice_buf_reset(&c->head, HEADER_CAP);
+    ice_buf_reset(&c->head, ICE_HEADER_CAP);
     c->errbuf[0] = '\0';
 
     if ((err = add_headers(L, c, r->headers_idx, 0)) != NULL ||
@@ -671,7 +546,7 @@ static int perform(lua_State *L, client *c, int req, int defs)
     else if (c->body.over || rc == CURLE_FILESIZE_EXCEEDED)
         return push_failure(L, r, "response body over max_body (%.0f bytes)", r->max_body);
     else if (c->head.over)
-        return push_failure(L, r, "response headers over %d bytes", HEADER_CAP);
+        return push_failure(L, r, "response headers over %d bytes", ICE_HEADER_CAP);
     else if (rc == CURLE_OPERATION_TIMEDOUT && strncmp(c->errbuf, "Connection", 10) == 0)
         return push_failure(L, r, "connection timed out after %ld ms", r->connect_timeout_ms);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -777,28 +652,19 @@ int ice_http_global_init(lua_State *L)
     return 0;
 }
 
-void ice_open_http(lua_State *L)
+const luaL_Reg ice_http_funcs[] = {
+    {"http_request", l_http_request},
+    {"http_client", l_http_client},
+    {NULL, NULL},
+};
+
+void ice_open_client(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        {"http_request", l_http_request},
-        {"http_client", l_http_client},
-        {NULL, NULL},
-    };
     static const luaL_Reg methods[] = {
         {"request", l_client_request},
         {"close", l_client_close},
         {NULL, NULL},
     };
-    if (luaL_newmetatable(L, CLIENT_MT)) {
-        ice_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_client_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_client_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_client_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    ice_newtype(L, CLIENT_MT, methods, l_client_gc, l_client_close, l_client_tostring);
     lua_pop(L, 1);
-    ice_setfuncs(L, funcs);
 }

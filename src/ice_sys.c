@@ -42,12 +42,8 @@ static int l_monotonic(lua_State *L)
     return 1;
 }
 
-void ice_open_sys(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"stat", l_stat},
-        {"monotonic", l_monotonic},
-        {NULL, NULL},
-    };
-    ice_setfuncs(L, funcs);
-}
+const luaL_Reg ice_sys_funcs[] = {
+    {"stat", l_stat},
+    {"monotonic", l_monotonic},
+    {NULL, NULL},
+};

@@ -74,12 +74,7 @@ local dict = ngx.shared.mock_api
 
 local function b64(s) return ngx.encode_base64(s) end
 
-local function send(status, body, ctype)
-  ngx.status = status
-  ngx.header["Content-Type"] = ctype or "application/json"
-  ngx.print(body)
-  return ngx.exit(status)
-end
+local send = require "support.mock_reply"
 
 local function json(status, doc) return send(status, cjson.encode(doc)) end
 

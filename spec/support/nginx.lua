@@ -98,14 +98,19 @@ local function alt_names(names)
   return table.concat(san, ",")
 end
 
-local function openssl_ca(dir)
+-- A CA (ca.key, ca.crt) in dir: the one that signs the test certificates, or
+-- another that signed none of them (for "untrusted" cases).
+local function openssl_ca(dir, name)
   local ok, out = run(("set -e; cd %s; "
     .. "openssl ecparam -name prime256v1 -genkey -noout -out ca.key; "
-    .. "openssl req -x509 -new -key ca.key -sha256 -days 3 -subj '/CN=iceservers test CA' "
+    .. "openssl req -x509 -new -key ca.key -sha256 -days 3 -subj '/CN=%s' "
     .. "-addext 'basicConstraints=critical,CA:TRUE' "
-    .. "-addext 'keyUsage=critical,keyCertSign,cRLSign' -out ca.crt"):format(quote(dir)))
+    .. "-addext 'keyUsage=critical,keyCertSign,cRLSign' -out ca.crt"):format(quote(dir),
+      name or "iceservers test CA"))
   assert(ok, "support.nginx: making the test CA failed:\n" .. out)
+  return dir .. "/ca.crt"
 end
+M.make_ca = openssl_ca
 
 local function openssl_server(dir, n, san)
   local base = "server" .. n
@@ -201,7 +206,7 @@ http {
   access_log ${dir}/access.log;
   default_type application/octet-stream;
   ${temp_paths}
-  lua_package_path "${root}/lua/?.lua;${root}/lua/?/init.lua;;";
+  lua_package_path "${root}/lua/?.lua;${root}/lua/?/init.lua;${root}/spec/?.lua;;";
   lua_package_cpath "${root}/build/5.1/?.so;;";
   client_body_buffer_size 2m;
   client_max_body_size 2m;

@@ -48,12 +48,7 @@ end
 local cjson = require "cjson"
 local dict = ngx.shared.ngx_mock
 
-local function send(status, body, ctype)
-  ngx.status = status
-  ngx.header["Content-Type"] = ctype or "application/json"
-  ngx.print(body)
-  return ngx.exit(status)
-end
+local send = require "support.mock_reply"
 
 local uri = ngx.var.uri
 local args = ngx.req.get_uri_args()

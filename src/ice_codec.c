@@ -256,14 +256,10 @@ static int l_json_quote(lua_State *L)
     return n;
 }
 
-void ice_open_codec(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"b64encode", l_b64encode},
-        {"b64decode", l_b64decode},
-        {"hex", l_hex},
-        {"json_quote", l_json_quote},
-        {NULL, NULL},
-    };
-    ice_setfuncs(L, funcs);
-}
+const luaL_Reg ice_codec_funcs[] = {
+    {"b64encode", l_b64encode},
+    {"b64decode", l_b64decode},
+    {"hex", l_hex},
+    {"json_quote", l_json_quote},
+    {NULL, NULL},
+};
