@@ -10,8 +10,8 @@ exclude_files = { "build", ".luarocks", "**/node_modules" }
 files["spec"] = { std = "+busted" }
 files["rockspec/*.rockspec"] = { std = "+rockspec" }
 -- Files that run inside nginx see OpenResty's ngx API.
-for _, f in ipairs { "lua/iceservers/ngx.lua", "lua/iceservers/shm_cache.lua",
-    "lua/iceservers/transport/cosocket.lua", "lua/iceservers/transport.lua" } do
+for _, f in ipairs { "lua/iceservers/ngx.lua", "lua/iceservers/ngx/*.lua",
+    "lua/iceservers/runtime/http.lua", "lua/iceservers/stun/net_ngx.lua" } do
   files[f] = { std = "max+ngx_lua" }
 end
 files["soak/mock.lua"] = { std = "max+ngx_lua" }

@@ -97,9 +97,8 @@ function M.sign()
     local hmac_sha1, encode_base64, secret = ngx.hmac_sha1, ngx.encode_base64, common.SECRET
     sign = function(username) return encode_base64(hmac_sha1(secret, username)) end
   elseif impl == "iceservers" then
-    local signer = core.hmac_key("sha1", common.SECRET)
-    local b64digest = require("iceservers.fast").b64digest -- as the coturn provider
-    sign = function(username) return b64digest(signer, username) end
+    local signer = core.hmac_key("sha1", common.SECRET) -- as the coturn provider signs
+    sign = function(username) return signer:b64digest(username) end
   else
     return ngx.exit(400)
   end
@@ -122,7 +121,7 @@ function M.b4()
 end
 
 function M.drive()
-  local cosocket = require "iceservers.transport.cosocket"
+  local cosocket = require "iceservers.ngx.cosocket"
   ngx.req.read_body()
   local job = cjson.decode(ngx.req.get_body_data())
   local statuses, errors, turn = {}, {}, 0
@@ -142,7 +141,7 @@ function M.drive()
 end
 
 function M.b5()
-  local cosocket = require "iceservers.transport.cosocket"
+  local cosocket = require "iceservers.ngx.cosocket"
   local url = ngx.var.arg_url
   local req = { url = url, resolve = { [url:match("^https://([^/]+)")] = "127.0.0.1" } }
   local seconds = tonumber(ngx.var.arg_s) or 1

@@ -20,10 +20,10 @@ local SECRET = common.SECRET
 local sign
 if impl == "iceservers" then
   -- keyed once, and called as the coturn provider calls it (through LuaJIT's
-  -- FFI where there is one: iceservers.fast)
+  -- FFI where there is one: iceservers.runtime.ffi swaps it in)
+  require "iceservers.runtime.ffi"
   local signer = core.hmac_key("sha1", SECRET)
-  local b64digest = require("iceservers.fast").b64digest
-  sign = function(username) return b64digest(signer, username) end
+  sign = function(username) return signer:b64digest(username) end
 elseif impl == "luaossl" then
   local hmac = require "openssl.hmac"
   local b64 = require("mime").b64

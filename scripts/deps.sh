@@ -6,10 +6,13 @@ set -eu
 PKGS="build-essential pkg-config git ca-certificates openssl procps
  lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev
  luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks
+ lua-socket lua-sec
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
  coturn valgrind clang-14 libclang-rt-14-dev wrk
  chromium janus iproute2"
+# lua-socket, lua-sec: the probe's transport outside nginx (optional at run
+# time, needed by its specs).
 # janus: spec/janus_spec.lua runs Debian's Janus (turn_rest_api against the
 # example nginx) in a network namespace it makes with iproute2's `ip`.
 # Node.js and npm (for the browser test's playwright-core) from Debian only

@@ -77,7 +77,7 @@ if RSS_MODE ~= "check" and RSS_MODE ~= "report" then
 end
 local OUT = os.getenv("SOAK_OUT") or (root .. "/build/soak")
 local PIDFILE = os.getenv("SOAK_PIDFILE")
-local POOL_SIZE = 16 -- keep-alive connections per pool (iceservers.transport.cosocket)
+local POOL_SIZE = 16 -- keep-alive connections per pool (iceservers.ngx.cosocket)
 local TEMPLATE = root .. "/examples/nginx/nginx.conf"
 local WRK_SCRIPT = root .. "/soak/wrk.lua"
 

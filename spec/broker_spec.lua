@@ -326,7 +326,7 @@ describe("bad input", function()
     { "an unknown fallback", { fallback = "maybe" }, "fallback (TURN_FALLBACK)" },
     { "an http STUN URL", { stun_urls = { "http://x" } }, "stun_urls" },
     { "a TURN URL in stun_urls", { stun_urls = { "turn:x:3478" } }, "holds a TURN URL" },
-    { "stun_urls of the wrong type", { stun_urls = 42 }, "stun_urls must be" },
+    { "stun_urls of the wrong type", { stun_urls = 42 }, "stun_urls (STUN_URLS) must be" },
     { "a misspelt top-level key", { provider = "coturn" }, "unknown config key 'provider'" },
     { "a log that is not a function", { log = "stderr" }, "config.log must be a function" },
     { "coturn without URLs", cot { secret = "s" }, "needs option 'urls' (TURN_URLS)" },

@@ -1,4 +1,4 @@
--- iceservers.transport.cosocket, run inside a real nginx (a content handler
+-- iceservers.ngx.cosocket, run inside a real nginx (a content handler
 -- of spec/support/ngx_mock.lua calls it and answers the result as JSON),
 -- against the same HTTPS mocks as the libcurl client, core.http_request: the
 -- same status, headers and body; TLS verification by nginx's trusted CA, SNI,
@@ -22,7 +22,7 @@ local MOCK = [[
 -- Headers that may differ between two answers of the same resource.
 local VOLATILE = { date = true }
 
-describe("iceservers.transport.cosocket in nginx", function()
+describe("iceservers.ngx.cosocket in nginx", function()
   local srv   -- the mocks, and /run with this nginx trusting the test CA
   local wrong -- /run in an nginx that trusts another CA
   local other_dir
@@ -515,7 +515,7 @@ describe("iceservers.transport.cosocket in nginx", function()
     end)
   end)
 
-  describe("iceservers.transport.auto()", function()
+  describe("iceservers.runtime.http.auto()", function()
     it("takes the cosocket inside a content handler", function()
       local r = run{ { via = "auto", url = tls_url("/t/json", "127.0.0.1") },
         { via = "auto", url = tls_url("/t/json"), resolve = pin() } }

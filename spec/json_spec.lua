@@ -130,22 +130,58 @@ describe("broker:json", function()
   end)
 
   it("goes on with the chain when a signing provider fails after all, as get does", function()
+    local tmp = fx.tmp()
+    finally(tmp.cleanup)
+    -- signs as static does (one canonical entry, the same URL table each
+    -- time) until _G.signer_fails says otherwise
+    tmp.file("signer.lua", [[
+      local normalize = require "iceservers.normalize"
+      return {
+        configure = function(opts)
+          opts.urls = normalize.turn_urls({ "turn:turn.example.com:3478" }, "urls")
+          return opts
+        end,
+        get = function(_, _, opts)
+          _G.signer_calls = (_G.signer_calls or 0) + 1
+          if _G.signer_fails then error("boom") end
+          return { { urls = opts.urls, username = "st", credential = "pw" } }, 600
+        end,
+      }]])
     local function chain()
-      local b = iceservers.new { providers = "static,coturn", stun_urls = { STUN },
-        now = clock.now, log = function() end,
-        static = { username = "st", password = "pw", urls = TURN },
+      return iceservers.new { providers = "signer,coturn", providers_dir = tmp.dir,
+        stun_urls = { STUN }, now = clock.now, log = function() end,
         coturn = { secret = SECRET, urls = { "turn:other.example.com" } } }
-      b.chain[1].credential = function() error("boom") end
-      b.chain[1].provider = { get = function() error("boom") end }
-      return b
     end
-    local want = iceservers.encode(chain():get("dave"))
+    _G.signer_fails, _G.signer_calls = nil, nil
     local b = chain()
+    assert.matches('"username":"st"', (b:json("dave")), 1, true) -- its own JSON path
+    _G.signer_fails = true
+    local want = iceservers.encode(chain():get("dave"))
     assert.are.equal(want, (b:json("dave")))
     assert.matches('"turn:other.example.com"', want, 1, true)
-    -- its backoff is looked at from then on
-    assert.is_true(b.chain[1].backoff)
+    -- its backoff is looked at from then on: not asked again within it
+    local calls = _G.signer_calls
     assert_same(b, "dave")
+    assert.are.equal(calls, _G.signer_calls)
+    _G.signer_fails, _G.signer_calls = nil, nil
+  end)
+
+  it("keeps no memory of the tables of answers that are gone", function()
+    local tmp = fx.tmp()
+    finally(tmp.cleanup)
+    -- canonical, but fresh tables on every call
+    tmp.file("fresh.lua", [[return { get = function()
+      return { { urls = { "turn:fresh.example:3478" }, username = "u", credential = "c" } }, 600
+    end }]])
+    local b = iceservers.new { providers = "fresh", providers_dir = tmp.dir, now = clock.now,
+      stun_urls = { STUN } }
+    local first = b:json()
+    for _ = 1, 2000 do assert.are.equal(first, (b:json())) end
+    collectgarbage()
+    collectgarbage()
+    local kept = 0
+    for _ in pairs(b.render.memo) do kept = kept + 1 end
+    assert.is_true(kept < 100, kept .. " tables remembered")
   end)
 
   it("leaves get's fresh tables alone: editing them changes no later answer", function()
@@ -182,23 +218,25 @@ describe("iceservers.encode", function()
   end)
 end)
 
-describe("iceservers.fast", function()
-  it("writes what the core's functions write (through the FFI on LuaJIT)", function()
-    local fast = require "iceservers.fast"
+describe("iceservers.runtime.ffi", function()
+  it("writes what the core's C functions write (through the FFI on LuaJIT)", function()
+    local ffi = require "iceservers.runtime.ffi"
     local core = require "iceservers.core"
-    assert.are.equal(rawget(_G, "jit") ~= nil, fast.ffi)
+    assert.are.equal(rawget(_G, "jit") ~= nil, ffi.active)
     for _, alg in ipairs { "sha1", "sha256", "sha512" } do
       local signer = core.hmac_key(alg, "key-" .. alg)
       for _, msg in ipairs { "", "1800000000", "1800000000:a/b", string.rep("x", 300) } do
-        assert.are.equal(signer:b64digest(msg), fast.b64digest(signer, msg))
+        assert.are.equal(ffi.c.b64digest(signer, msg), signer:b64digest(msg))
       end
     end
+    -- swapped in under the method's own name, for every signer
+    assert.are.equal(ffi.active, core.hmac_key("sha1", "k").b64digest ~= ffi.c.b64digest)
     for _, s in ipairs { "", "a/b", '"\\\127', string.rep("\1", 200), string.rep("/", 160) } do
-      assert.are.equal(core.json_quote(s), fast.json_quote(s))
+      assert.are.equal(ffi.c.json_quote(s), ffi.json_quote(s))
     end
-    local a, b = fast.json_quote("x", "y/z")
+    local a, b = ffi.json_quote("x", "y/z")
     assert.are.same({ '"x"', '"y\\/z"' }, { a, b })
-    assert.has_error(function() fast.json_quote(5) end)
-    assert.has_error(function() fast.b64digest(core.hmac_key("sha1", "k"), 5) end)
+    assert.has_error(function() ffi.json_quote(5) end)
+    assert.has_error(function() core.hmac_key("sha1", "k"):b64digest(5) end)
   end)
 end)

@@ -598,15 +598,18 @@ describe("iceservers.ngx in nginx", function()
           location = /ice-bad {
             content_by_lua_block {
               local keys = { empty = "", number = 42, ["false"] = false, table = {} }
-              require("iceservers.ngx").serve(nil, { api_key = keys[ngx.var.arg_case] })
+              local case = ngx.var.arg_case
+              require("iceservers.ngx").serve(nil, case == "misspelt" and { apikey = "k" }
+                or { api_key = keys[case] })
             }
           }
           location = /check {
             content_by_lua_block {
               local keys = { empty = "", number = 42, ["false"] = false, ok = "x" }
               local case = ngx.var.arg_case
-              local ok, err = pcall(require("iceservers.ngx").check,
-                case and { api_key = keys[case] } or nil)
+              local opts = case and { api_key = keys[case] } or nil
+              if case == "misspelt" then opts = { apikey = "k" } end
+              local ok, err = pcall(require("iceservers.ngx").check, opts)
               ngx.print(require("cjson").encode { ok = ok, err = not ok and err or nil })
             }
           }
@@ -675,9 +678,11 @@ describe("iceservers.ngx in nginx", function()
       end)
     end)
 
-    describe("a bad api_key", function()
+    describe("a bad api_key or a misspelt option", function()
       local CASES = { empty = "opts.api_key is empty", number = "opts.api_key is a number",
-        ["false"] = "opts.api_key is a boolean", table = "opts.api_key is a table" }
+        ["false"] = "opts.api_key is a boolean", table = "opts.api_key is a table",
+        -- a misspelt api_key would otherwise leave the endpoint open
+        misspelt = "opts.apikey is not an option of serve()" }
 
       it("is a configuration error: 503 to every request, one error line per worker",
         function()

@@ -287,70 +287,6 @@ describe("normalize.answer", function()
   end)
 end)
 
-describe("normalize.config_list", function()
-  it("returns the normalized list for good configuration", function()
-    local list, err = normalize.config_list({
-      { urls = { "STUN:stun.example.org:3478", "turn:turn.example.org?transport=UDP" },
-        username = USER, password = SECRET },
-    })
-    assert.is_nil(err)
-    assert.are.same({
-      { urls = { "stun:stun.example.org:3478" } },
-      { urls = { "turn:turn.example.org?transport=udp" }, username = USER,
-        credential = SECRET },
-    }, list)
-  end)
-
-  it("silently drops duplicates and emptied entries", function()
-    local list, err = normalize.config_list({ { urls = "stun:a" }, { url = "STUN:a" } })
-    assert.is_nil(err)
-    assert.are.same({ { urls = { "stun:a" } } }, list)
-  end)
-
-  it("accepts an empty list", function()
-    assert.are.same({}, normalize.config_list({}))
-  end)
-
-  it("fails on the first bad value, naming it", function()
-    local cases = {
-      { { { urls = "turns:h:5349?transport=udp", username = USER, credential = SECRET } },
-        'entry 1: invalid URL "turns:h:5349?transport=udp": turns with transport=udp' },
-      { { { urls = "stun:ok" }, { urls = { "stun:b", "turn:h:65536" } } },
-        'entry 2: invalid URL "turn:h:65536": port out of range' },
-      { { { urls = "turn:h" } }, 'entry 1: TURN URL "turn:h": username missing' },
-      { { { urls = "turn:h", username = USER } },
-        'entry 1: TURN URL "turn:h": credential missing' },
-      { { "stun:h" }, "entry 1 is not a table (string)" },
-      { { { urls = { "stun:a", false } } }, "entry 1: urls[2] is not a string (boolean)" },
-      { { {} }, "entry 1 has no urls" },
-      { { { urls = {} } }, "entry 1 has no urls" },
-      { { { urls = { x = "stun:a" } } }, "entry 1: urls is not a list" },
-    }
-    for _, c in ipairs(cases) do
-      local list, err = normalize.config_list(c[1])
-      assert.is_nil(list)
-      assert.are.equal(c[2], err)
-    end
-  end)
-
-  it("rejects a non-list, a single entry object, and a list with non-index keys", function()
-    for _, v in ipairs({ "stun:h", 42, true }) do
-      local list, err = normalize.config_list(v)
-      assert.is_nil(list)
-      assert.matches("not a list", err, 1, true)
-    end
-    local list, err = normalize.config_list(nil)
-    assert.is_nil(list)
-    assert.matches("not a list (nil)", err, 1, true)
-    list, err = normalize.config_list({ urls = "stun:h" })
-    assert.is_nil(list)
-    assert.matches("single entry", err, 1, true)
-    list, err = normalize.config_list({ { urls = "stun:h" }, iceServers = {} })
-    assert.is_nil(list)
-    assert.matches("non-index key", err, 1, true)
-  end)
-end)
-
 describe("normalize never raises", function()
   local cyclic = { urls = "stun:c" }
   cyclic.self = cyclic
@@ -399,27 +335,10 @@ describe("normalize never raises", function()
     end
   end)
 
-  it("in config_list(): garbage gives nil, err or a list", function()
-    for i, g in ipairs(garbage) do
-      local ok, list, err = pcall(normalize.config_list, g)
-      assert(ok, "config_list raised on garbage #" .. i .. ": " .. tostring(list))
-      if list == nil then assert.is_string(err) else assert.is_table(list) end
-    end
-  end)
-
   it("runs no metamethod of the input", function()
     local list, dropped = normalize.answer(raising_mt())
     assert.are.same({ { urls = { "stun:x" } } }, list)
     assert.are.same({}, dropped)
-  end)
-
-  it("in has_turn() and split_list()", function()
-    for _, g in ipairs(garbage) do
-      assert.has_no.errors(function() normalize.has_turn(g) end)
-      assert.has_no.errors(function() normalize.split_list(g) end)
-    end
-    assert.has_no.errors(function() normalize.has_turn(nil) end)
-    assert.has_no.errors(function() normalize.split_list(nil) end)
   end)
 end)
 
@@ -460,17 +379,6 @@ describe("normalize reasons", function()
       dropped[3], 1, true)
   end)
 
-  it("never include a username or credential (config_list)", function()
-    for _, e in ipairs(leaky) do
-      -- The credentials are known from an earlier entry, as in a real list.
-      local list, err = normalize.config_list({
-        { urls = "stun:z", username = USER, credential = SECRET }, e,
-      })
-      assert.is_nil(list)
-      assert_clean({ err })
-    end
-  end)
-
   it("quote URLs that hold no credential, escaped and cut", function()
     local _, dropped = normalize.answer({
       { urls = { 'turn:h"\n', "turn:" .. string.rep("b", 50) .. "."
@@ -499,47 +407,54 @@ describe("normalize reasons", function()
   end)
 end)
 
-describe("normalize.split_list", function()
-  local cases = {
-    { "stun:a:3478, stun:b", { "stun:a:3478", "stun:b" } },
-    { " stun:a ,, ,stun:b,", { "stun:a", "stun:b" } },
-    { "\tturn:x?transport=udp\n", { "turn:x?transport=udp" } },
-    { "", {} },
-    { " , ", {} },
-    { "not a url", { "not a url" } },
-  }
-  for _, c in ipairs(cases) do
-    it(("splits %q"):format(c[1]), function()
-      assert.are.same(c[2], normalize.split_list(c[1]))
-    end)
-  end
+describe("normalize.answer of an answer that is canonical already", function()
+  local URLS = normalize.turn_urls({ "turn:t.example:3478", "turns:t.example:5349" }, "TURN_URLS")
 
-  it("gives an empty list for a non-string", function()
-    assert.are.same({}, normalize.split_list(nil))
-    assert.are.same({}, normalize.split_list(12))
-  end)
-end)
-
-describe("normalize.has_turn", function()
-  it("is true only for a turn/turns URL that has credentials", function()
-    assert.is_true(normalize.has_turn({ { urls = { "stun:a" } },
-      { urls = { "turns:t:443" }, username = USER, credential = SECRET } }))
-    assert.is_true(normalize.has_turn({ { urls = "turn:t", username = USER,
-      credential = SECRET } }))
-    assert.is_false(normalize.has_turn({ { urls = { "stun:a" }, username = USER,
-      credential = SECRET } }))
-    assert.is_false(normalize.has_turn({ { urls = { "turn:t" } } }))
-    assert.is_false(normalize.has_turn({ { urls = { "turn:t" }, username = USER,
-      credential = "" } }))
-    assert.is_false(normalize.has_turn({}))
-    assert.is_false(normalize.has_turn("turn:t"))
+  it("returns it as it is, and says it has credentials", function()
+    local answer = { { urls = URLS, username = USER, credential = SECRET } }
+    local list, dropped, turn = normalize.answer(answer)
+    assert.are.equal(answer, list)
+    assert.are.same({}, dropped)
+    assert.is_true(turn)
+    local empty = {}
+    list, dropped, turn = normalize.answer(empty)
+    assert.are.equal(empty, list)
+    assert.are.same({}, dropped)
+    assert.is_false(turn)
   end)
 
-  it("agrees with answer() output", function()
-    local list = normalize.answer({ { urls = { "stun:s", "turn:t" }, username = USER,
+  it("normalizes it when anything is not as normalization would leave it", function()
+    local cases = {
+      { { urls = URLS, username = USER, credential = SECRET, extra = 1 } },
+      { { urls = URLS, username = USER, password = SECRET } },
+      { { urls = URLS, username = USER, credential = SECRET }, nil,
+        { urls = { "turn:u.example" }, username = USER, credential = SECRET } },
+      { { urls = { "TURN:t.example:3478" }, username = USER, credential = SECRET } },
+      { { urls = { "turn:t.example", "turn:t.example" }, username = USER, credential = SECRET } },
+      { { urls = { "stun:s.example" }, username = USER, credential = SECRET } },
+      { { urls = URLS, url = "turn:v.example", username = USER, credential = SECRET } },
+      { { urls = URLS, username = "", credential = SECRET } },
+    }
+    for i, answer in ipairs(cases) do
+      local list = normalize.answer(answer)
+      assert.are_not.equal(answer, list, "case " .. i)
+      for _, e in ipairs(list) do
+        for k in pairs(e) do
+          assert.truthy(k == "urls" or k == "username" or k == "credential", "case " .. i)
+        end
+      end
+    end
+    -- an answer with a hole keeps what follows it
+    assert.are.equal(2, #normalize.answer(cases[3]))
+  end)
+
+  it("says whether what is left has credentials", function()
+    local _, _, turn = normalize.answer({ { urls = { "stun:s", "turn:t" }, username = USER,
       credential = SECRET } })
-    assert.is_true(normalize.has_turn(list))
-    list = normalize.answer({ { urls = { "stun:s", "turn:t" } } })
-    assert.is_false(normalize.has_turn(list))
+    assert.is_true(turn)
+    _, _, turn = normalize.answer({ { urls = { "stun:s", "turn:t" } } })
+    assert.is_false(turn)
+    _, _, turn = normalize.answer("turn:t")
+    assert.is_false(turn)
   end)
 end)

@@ -31,6 +31,7 @@ ICE_HIDDEN extern const luaL_Reg ice_crypto_funcs[]; /* HMAC, signer, ct_equal, 
 ICE_HIDDEN extern const luaL_Reg ice_digest_funcs[]; /* digests (md5, sha*), CRC-32 */
 ICE_HIDDEN extern const luaL_Reg ice_http_funcs[];   /* the libcurl client */
 ICE_HIDDEN extern const luaL_Reg ice_sys_funcs[];    /* stat, a monotonic clock */
+ICE_HIDDEN extern const luaL_Reg ice_x509_funcs[];   /* certificate host check, CA paths */
 
 /*
  * Registers the metatable tname of a userdata type that holds resources,

@@ -3,11 +3,13 @@
 -- Debian's lua-cjson 2.1.0 encodes an empty table as {} and has no empty-array
 -- marker, and because it is the hot path of the nginx endpoint: an entry is
 -- written in the W3C order (urls, username, credential), strings are escaped
--- exactly as cjson escapes them (core.json_quote), and an entry that is not of
--- the RTCIceServer shape goes through cjson.  The broker builds its answers
--- (Broker:json) from the same pieces, so the two write the same bytes.
+-- exactly as cjson escapes them (core.json_quote, through LuaJIT's FFI where
+-- there is one), and an entry that is not of the RTCIceServer shape goes
+-- through cjson.  A broker's answers are written from the same pieces
+-- (iceservers.render, which keeps the text of answers that do not change),
+-- so broker:json and encode(broker:get()) write the same bytes.
 local cjson = require "cjson"
-local fast = require "iceservers.fast"
+local ffi = require "iceservers.runtime.ffi"
 
 local M = {}
 
@@ -16,7 +18,7 @@ local type, next, getmetatable, ipairs = type, next, getmetatable, ipairs
 
 -- A JSON string, byte for byte what cjson writes: it escapes the control
 -- characters, DEL, '"', '\\' and '/', and nothing else.  Takes one or two.
-local str = fast.json_quote
+local str = ffi.json_quote
 M.string = str
 
 -- A JSON array of strings: ["a","b"].

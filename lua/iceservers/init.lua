@@ -2,8 +2,9 @@
 iceservers: ICE server lists with short-lived TURN credentials.
 
   local broker = iceservers.new(config)      -- or iceservers.from_env([env])
-  local servers, meta = broker:get(user)     -- or nil, err
+  local servers, meta = broker:get(user[, req])   -- or nil, err
   local json = iceservers.encode(servers, meta, "webrtc" | "rest")
+  local json = broker:json(user, "webrtc" | "rest"[, req])   -- the same bytes
 
 Error policy: building a broker raises on a bad configuration (a startup
 mistake, worth stopping for); broker:get returns nil, err for everything that
@@ -12,6 +13,7 @@ a secret, a credential or a provider's response body.
 ]]
 local broker = require "iceservers.broker"
 local encode = require "iceservers.encode"
+local settings = require "iceservers.settings"
 
 local M = {
   _VERSION = require("iceservers.core")._VERSION,
@@ -27,8 +29,10 @@ function M.new(config)
 end
 
 -- Builds a broker from environment variables, read now (never at require
--- time).  env is os.getenv (the default), another function(name), or a table.
--- extra may carry the non-environment keys (log, http, now, clock, cache).
+-- time): those of iceservers.settings, and the providers' own.  env is
+-- os.getenv (the default), another function(name), or a table.  extra may
+-- carry the non-environment keys (log, http, now, clock, cache, on_event),
+-- and wins over the environment.
 function M.from_env(env, extra)
   local lookup
   if env == nil then
@@ -50,21 +54,7 @@ function M.from_env(env, extra)
     end
     return v
   end
-  local config = {
-    providers = var("TURN_PROVIDER"),
-    stun_urls = var("STUN_URLS"), -- set but empty means no STUN server
-    fallback = var("TURN_FALLBACK"),
-    providers_dir = var("ICESERVERS_PROVIDERS_DIR"),
-    ca_file = var("ICESERVERS_CA_FILE"),
-    http_timeout = var("ICESERVERS_HTTP_TIMEOUT"),
-    connect_timeout = var("ICESERVERS_CONNECT_TIMEOUT"),
-    resolve = var("ICESERVERS_RESOLVE"),
-    cache_ttl = var("ICESERVERS_CACHE_TTL"),
-    allow_http = var("ICESERVERS_ALLOW_HTTP"),
-  }
-  for k, v in pairs(config) do -- an empty variable counts as unset, but for STUN_URLS
-    if v == "" and k ~= "stun_urls" then config[k] = nil end
-  end
+  local config = settings.from_env(var)
   for k, v in pairs(extra or {}) do config[k] = v end
   return broker.build(config, var)
 end

@@ -1,7 +1,7 @@
 -- Finds a provider by name: first `<name>.lua` in the operator's providers
 -- directories, then the built-ins under iceservers.providers.  A loaded file
 -- is kept, so a provider is read once per process whatever the brokers.
-local options = require "iceservers.options"
+local contract = require "iceservers.contract"
 
 local M = {}
 
@@ -11,23 +11,6 @@ local loaded = {} -- path or module name -> provider table
 
 local function fail(fmt, ...)
   error("iceservers: " .. fmt:format(...), 0)
-end
-
-local function check(provider, name, where)
-  if type(provider) ~= "table" or type(provider.get) ~= "function" then
-    fail("provider '%s' (%s) does not return a table with a get function", name, where)
-  end
-  if provider.configure ~= nil and type(provider.configure) ~= "function" then
-    fail("provider '%s' (%s): configure must be a function", name, where)
-  end
-  if provider.check_user ~= nil and type(provider.check_user) ~= "function" then
-    fail("provider '%s' (%s): check_user must be a function", name, where)
-  end
-  if provider.kind ~= nil and provider.kind ~= "stun" and provider.kind ~= "turn" then
-    fail("provider '%s' (%s): kind must be \"stun\" or \"turn\"", name, where)
-  end
-  options.check_declaration(name, provider.options)
-  return provider
 end
 
 local function file_exists(path)
@@ -45,11 +28,12 @@ local function load_file(path, name)
   if not ok then
     fail("provider '%s': %s failed to run: %s", name, path, tostring(provider))
   end
-  return check(provider, name, path)
+  return contract.check(provider, name, path)
 end
 
--- Returns the provider table, the canonical name it is known by, and whether
--- it is a built-in (not an operator's file).
+-- Returns the provider table (checked: iceservers.contract) and the name it
+-- is known by: an operator's file by its own name, a built-in by its
+-- canonical one (turn-rest is coturn).
 function M.load(name, dirs)
   if type(name) ~= "string" or not name:match("^[%w_][%w_%-]*$") then
     fail("provider name %q is not a name (letters, digits, '_' and '-')", tostring(name))
@@ -59,7 +43,7 @@ function M.load(name, dirs)
     local path = dir:gsub("/+$", "") .. "/" .. name .. ".lua"
     if file_exists(path) then
       if not loaded[path] then loaded[path] = load_file(path, name) end
-      return loaded[path], name, false
+      return loaded[path], name
     end
   end
   local module = "iceservers.providers." .. canonical:gsub("%-", "_")
@@ -72,9 +56,9 @@ function M.load(name, dirs)
       end
       fail("provider '%s': %s", name, tostring(provider))
     end
-    loaded[module] = check(provider, name, module)
+    loaded[module] = contract.check(provider, name, module)
   end
-  return loaded[module], canonical, true
+  return loaded[module], canonical
 end
 
 return M

@@ -11,22 +11,23 @@ iceservers inside nginx (OpenResty's lua-nginx-module):
 
 serve(broker, opts), both optional: without a broker, one is built per worker on first
 use from the environment (list the variables with nginx's `env` directive).
-The endpoint key is opts.api_key, else ICESERVERS_API_KEY; check(opts) raises,
-in init_worker_by_lua*, what serve() would refuse to run with.
+opts are declared in iceservers.ngx.settings; the endpoint key is opts.api_key,
+else ICESERVERS_API_KEY; check(opts) raises, in init_worker_by_lua*, what
+serve() would refuse to run with.
 The answers of REST providers are shared by all workers through the dict, and
 one request refreshes them for all.  Provider calls use cosockets, so a slow
 provider never blocks the worker.
 ]]
 local iceservers = require "iceservers"
-local shm_cache = require "iceservers.shm_cache"
+local shm_cache = require "iceservers.ngx.shm_cache"
+local settings = require "iceservers.ngx.settings"
 local core = require "iceservers.core"
 
 local M = {}
 
 local find, gsub = string.find, string.gsub
 
-local DEFAULT_DICT = "iceservers"
-local KEY_VAR = "ICESERVERS_API_KEY"
+local KEY_VAR = settings.BY_NAME.api_key.env
 local RETRY = 5 -- seconds between two builds of a broken configuration
 local NOT_CONFIGURED = "ICE servers are not configured"
 local METRIC_PREFIX = "metrics|"
@@ -57,11 +58,44 @@ local function counter(dict)
   end
 end
 
+local worker_broker -- built once per worker, on the first request
+local build_failed_at -- ngx.now() of the last failed build of worker_broker
+local env_key         -- ICESERVERS_API_KEY, false when unset: a worker's environment is fixed
+local complained = {} -- configuration error -> ngx.now() of its last log line
+local warned_open = false
+local NO_OPTS = {}
+local checked = setmetatable({}, { __mode = "k" }) -- opts -> settings.resolve's, or {err =}
+
+local function getenv(name)
+  if name ~= KEY_VAR then return os.getenv(name) end
+  if env_key == nil then env_key = os.getenv(KEY_VAR) or false end
+  return env_key or nil
+end
+
+-- The options of opts, checked once per table: resolved, or {err = why}.
+local function options_of(opts)
+  opts = opts or NO_OPTS
+  local o = checked[opts]
+  if not o then
+    local err
+    o, err = settings.resolve(opts, getenv)
+    o = o or { err = "iceservers: " .. err }
+    checked[opts] = o
+  end
+  return o
+end
+
+-- The options for a broker of its own: raises on a bad one.
+local function wired(opts)
+  local o = options_of(opts)
+  if o.err then error(o.err, 0) end
+  return o
+end
+
 -- The clock is nginx's cached one (ngx.time, no system call, the second
 -- nginx read at the start of this event-loop turn), not os.time.
-local function runtime(opts)
-  local dict_name = opts and opts.dict or DEFAULT_DICT
-  local cache = shm_cache.new(dict_name, opts)
+local function runtime(o)
+  local cache = shm_cache.new(o.dict, o)
   return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time }
 end
 
@@ -69,39 +103,14 @@ end
 function M.new(config, opts)
   local c = {}
   for k, v in pairs(config) do c[k] = v end
-  for k, v in pairs(runtime(opts)) do
+  for k, v in pairs(runtime(wired(opts))) do
     if c[k] == nil then c[k] = v end
   end
   return iceservers.new(c)
 end
 
 function M.from_env(env, opts)
-  return iceservers.from_env(env, runtime(opts))
-end
-
-local worker_broker -- built once per worker, on the first request
-local build_failed_at -- ngx.now() of the last failed build of worker_broker
-local env_key         -- ICESERVERS_API_KEY, false when unset: a worker's environment is fixed
-local complained = {} -- configuration error -> ngx.now() of its last log line
-local warned_open = false
-local NO_OPTS = {}
-
--- The endpoint key: opts.api_key, else ICESERVERS_API_KEY; false for none;
--- nil, err for a key that would silently open the endpoint (empty, not a string).
-local function endpoint_key(opts)
-  local key = opts.api_key
-  if key == nil then
-    if env_key == nil then env_key = os.getenv(KEY_VAR) or false end
-    if env_key == "" then
-      return nil, "iceservers: " .. KEY_VAR .. " is set but empty (unset it for no key)"
-    end
-    return env_key
-  end
-  if type(key) ~= "string" or key == "" then
-    return nil, "iceservers: opts.api_key is " .. (key == "" and "empty" or "a " .. type(key))
-      .. ": it must be a non-empty string"
-  end
-  return key
+  return iceservers.from_env(env, runtime(wired(opts)))
 end
 
 -- One error line per worker and retry window for a configuration error.
@@ -133,10 +142,11 @@ local function env_broker(opts)
 end
 
 -- Raises what serve(broker, opts) would answer 503 for, as a one-line error:
--- a bad endpoint key.  For init_worker_by_lua*, where the mistake shows at start.
+-- a bad option, a bad endpoint key.  For init_worker_by_lua*, where the
+-- mistake shows at start.
 function M.check(opts)
-  local key, err = endpoint_key(opts or NO_OPTS)
-  if key == nil then error(err, 0) end
+  local _, err = settings.resolve(opts, getenv)
+  if err then error("iceservers: " .. err, 0) end
   return true
 end
 
@@ -189,17 +199,15 @@ local function one(v)
   return v
 end
 
---[[
-opts:
-  user            function(ngx) -> user id or nil: who is asking (your auth layer's)
-  user_from_query true: take the user from ?username= (or ?user=); only behind auth
-  api_key         require ?key= / ?api= / form key / X-Api-Key to match (401 otherwise);
-                  default: the ICESERVERS_API_KEY variable; empty or not a string: 503
-  cors_origin     allowed Origin for CORS (and OPTIONS preflight answers)
-  dict            lua_shared_dict name (default "iceservers"); lock_timeout seconds
-]]
-function M.serve(broker, opts)
-  opts = opts or NO_OPTS
+-- opts: see iceservers.ngx.settings.  A bad option is a configuration error:
+-- 503 to every request, logged once per worker and RETRY seconds.
+function M.serve(broker, raw_opts)
+  local opts = options_of(raw_opts)
+  if opts.err then
+    complain(opts.err)
+    return failure(503, NOT_CONFIGURED, NO_OPTS)
+  end
+  local key = opts.api_key
   local method = ngx.req.get_method()
   if method == "OPTIONS" and opts.cors_origin then
     ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
@@ -212,12 +220,6 @@ function M.serve(broker, opts)
   if method ~= "GET" and method ~= "POST" then
     ngx.header["Allow"] = opts.cors_origin and "GET, POST, OPTIONS" or "GET, POST"
     return failure(405, "method not allowed", opts)
-  end
-
-  local key, key_err = endpoint_key(opts)
-  if key == nil then
-    complain(key_err)
-    return failure(503, NOT_CONFIGURED, opts)
   end
 
   -- the key first: a client without it learns nothing of the configuration
@@ -235,7 +237,7 @@ function M.serve(broker, opts)
   end
 
   if not broker then
-    broker = env_broker(opts)
+    broker = env_broker(raw_opts)
     if not broker then return failure(503, NOT_CONFIGURED, opts) end
   end
 
@@ -289,7 +291,7 @@ end
 -- The counters as JSON: {"hit": {"metered": 10}, "upstream": {...}, ...};
 -- "upstream_ms" holds the summed latency per provider.
 function M.metrics(opts)
-  local dict = ngx.shared[opts and opts.dict or DEFAULT_DICT]
+  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
   local out = {}
   if dict then
     for _, key in ipairs(dict:get_keys(0)) do

@@ -11,6 +11,7 @@ local byte, find, format, lower, sub = string.byte, string.find, string.format,
   string.lower, string.sub
 local concat, sort = table.concat, table.sort
 local floor = math.floor
+local type, next, rawget, getmetatable = type, next, rawget, getmetatable
 
 -- Longest URL worth parsing; a valid one is far shorter (a 253-byte host plus
 -- scheme, port and transport), so this only bounds the work done on junk.
@@ -351,7 +352,7 @@ local function describe_bad(v)
 end
 
 -- Normalizes entry n into 0, 1 or 2 output entries appended to ctx.out.
--- report() records a reason; in strict mode the caller stops at the first.
+-- report() records a reason for what is left out.
 local function do_entry(ctx, e, n, report)
   if type(e) ~= "table" then
     report(format("entry %d is not a table (%s)", n, type(e)))
@@ -363,12 +364,10 @@ local function do_entry(ctx, e, n, report)
     local raw = items[i]
     if type(raw) == "table" then
       report(raw[1])
-      if ctx.strict then return end
     else
       local p, err = M.parse_url(raw)
       if not p then
         report(url_reason(ctx, format("entry %d: invalid URL", n), raw, err))
-        if ctx.strict then return end
       elseif not mine[p.url] then
         mine[p.url] = true
         local dest = p.turn and turn or stun
@@ -405,7 +404,7 @@ local function do_entry(ctx, e, n, report)
   if bad then
     local what = #turn == 1 and "TURN URL" or format("%d TURN URLs, first", #turn)
     report(url_reason(ctx, format("entry %d: %s", n, what), turn[1],
-      (ctx.strict and "" or "dropped: ") .. bad))
+      "dropped: " .. bad))
     return
   end
   local t = fresh(turn)
@@ -415,23 +414,17 @@ local function do_entry(ctx, e, n, report)
   end
 end
 
-local function run(list, strict, what)
+local function run(list)
   local values, keys, others = array_values(list)
-  local ctx = {
-    strict = strict, out = {}, reasons = {}, seen = {},
-    secrets = collect_secrets(values),
-  }
+  local ctx = { out = {}, reasons = {}, seen = {}, secrets = collect_secrets(values) }
   local function report(r) ctx.reasons[#ctx.reasons + 1] = r end
   if others > 0 then
-    report(format("%s has %d non-index key(s)%s", what, others,
-      strict and "" or ", ignored"))
-    if strict then return ctx end
+    report(format("answer has %d non-index key(s), ignored", others))
   end
   -- Entries are numbered by their index in the input, holes included, so a
   -- reason points at the entry the operator or provider actually wrote.
   for i = 1, #values do
     do_entry(ctx, values[i], keys[i], report)
-    if strict and #ctx.reasons > 0 then break end
   end
   return ctx
 end
@@ -447,84 +440,107 @@ local function internal(err)
   return "internal error: " .. quote(msg)
 end
 
--- Strict mode, for the operator's configuration: the normalized list, or
--- nil, err naming the first bad value.
-function M.config_list(entries)
-  if type(entries) ~= "table" then
-    return nil, "ICE server configuration is not a list (" .. type(entries) .. ")"
+-- URL tables known to be canonical TURN URL lists (each URL in canonical
+-- spelling, none twice), by identity: a provider that returns the same table
+-- each time (coturn's and static's configured URLs) is checked once.  The
+-- contract says a returned table is the broker's to keep, never changed.
+local canonical = setmetatable({}, { __mode = "k" })
+
+local function count_keys(t)
+  local n, k = 0, next(t)
+  while k ~= nil do
+    n = n + 1
+    k = next(t, k)
   end
-  if is_single_entry(entries) then
-    return nil, "ICE server configuration is a single entry, not a list of entries"
-  end
-  local ok, ctx = pcall(run, entries, true, "ICE server configuration")
-  if not ok then return nil, internal(ctx) end
-  if #ctx.reasons > 0 then return nil, ctx.reasons[1] end
-  return ctx.out
+  return n
 end
 
--- Lenient mode, for a provider's answer: returns list, dropped where dropped
--- holds one reason per URL or entry left out.
+local function is_canonical_turn(urls)
+  local known = canonical[urls]
+  if known ~= nil then return known end
+  local ok = getmetatable(urls) == nil and #urls > 0 and count_keys(urls) == #urls
+  local seen = {}
+  for i = 1, ok and #urls or 0 do
+    local u = urls[i]
+    local p = type(u) == "string" and not seen[u] and M.parse_url(u)
+    if not (p and p.turn and p.url == u) then ok = false; break end
+    seen[u] = true
+  end
+  canonical[urls] = ok
+  return ok
+end
+
+-- One entry that is what normalization would make of it: urls (a canonical
+-- TURN list), a username, a credential and no other key.  No loop: LuaJIT
+-- then compiles a request served by such a provider as one trace.
+local function is_canonical_entry(e)
+  if type(e) ~= "table" or getmetatable(e) ~= nil then return false end
+  local u, c, urls = e.username, e.credential, e.urls -- no metatable: raw reads
+  if type(u) ~= "string" or u == "" or type(c) ~= "string" or c == "" then return false end
+  if type(urls) ~= "table" then return false end
+  -- those three keys are there: a fourth would be the third's next
+  local k = next(e)
+  k = next(e, k)
+  if next(e, next(e, k)) ~= nil then return false end
+  return is_canonical_turn(urls)
+end
+
+local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
+--[[
+For a provider's answer: returns list, dropped, turn.  dropped holds one
+reason per URL or entry left out; turn is whether an entry has TURN
+credentials.  An answer that is canonical already (none, or one entry as
+is_canonical_entry) is returned as it is, at the cost of a table lookup.
+]]
 function M.answer(entries)
-  if type(entries) ~= "table" then return {}, { "answer is not a list" } end
-  -- Some providers answer with one RTCIceServer object instead of a list.
-  if is_single_entry(entries) then entries = { entries } end
-  local ok, ctx = pcall(run, entries, false, "answer")
-  if not ok then return {}, { internal(ctx) } end
-  return ctx.out, ctx.reasons
-end
-
--- "stun:a:3478, stun:b" -> {"stun:a:3478", "stun:b"}; no validation here.
-function M.split_list(s)
-  local out = {}
-  if type(s) ~= "string" then return out end
-  for item in (s .. ","):gmatch("([^,]*),") do
-    item = item:match("^%s*(.-)%s*$")
-    if item ~= "" then out[#out + 1] = item end
-  end
-  return out
-end
-
--- True if any entry holds a turn/turns URL together with a usable username
--- and credential, i.e. the list can relay media, not just discover addresses.
-function M.has_turn(list)
-  if type(list) ~= "table" then return false end
-  local values = array_values(list)
-  for n = 1, #values do
-    local e = values[n]
-    if type(e) == "table" then
-      local u, c = rawget(e, "username"), rawget(e, "credential")
-      if type(u) == "string" and u ~= "" and type(c) == "string" and c ~= "" then
-        local urls = rawget(e, "urls")
-        if type(urls) == "string" then urls = { urls } end
-        if type(urls) == "table" then
-          local vals = array_values(urls)
-          for i = 1, #vals do
-            local p = M.parse_url(vals[i])
-            if p and p.turn then return true end
-          end
-        end
-      end
+  if type(entries) ~= "table" then return {}, { "answer is not a list" }, false end
+  if getmetatable(entries) == nil then
+    local e = entries[1] -- no metatable: a raw read
+    if e == nil then
+      if next(entries) == nil then return entries, NONE, false end
+    elseif next(entries, 1) == nil and is_canonical_entry(e) then
+      return entries, NONE, true
     end
   end
-  return false
+  -- Some providers answer with one RTCIceServer object instead of a list.
+  if is_single_entry(entries) then entries = { entries } end
+  local ok, ctx = pcall(run, entries)
+  if not ok then return {}, { internal(ctx) }, false end
+  local out = ctx.out
+  for i = 1, #out do
+    if out[i].username then return out, ctx.reasons, true end
+  end
+  return out, ctx.reasons, false
 end
 
--- For a provider's configure(): checks an operator's list of TURN URLs and
--- returns them in canonical form, or raises a config error naming `what`.
-function M.turn_urls(urls, what)
+-- An operator's list of URLs, each parsed and of the kind asked (turn: true
+-- for turn:/turns:, false for stun:/stuns:), canonical, none twice; or nil,
+-- err naming the URL.
+function M.canonical_urls(urls, turn)
   local out, seen = {}, {}
   for i = 1, #urls do
     local url, err = M.parse_url(urls[i])
-    if not url then
-      error(format("iceservers: %s: invalid URL %s: %s", what, quote(urls[i]), err), 0)
-    end
-    if not url.turn then
-      error(format("iceservers: %s must hold turn: or turns: URLs, not %s", what, url.url), 0)
+    if not url then return nil, format("invalid URL %s: %s", quote(urls[i]), err) end
+    if url.turn ~= turn then
+      return nil, turn and format("must hold turn: or turns: URLs, not %s", url.url)
+        or format("holds a TURN URL (%s); TURN URLs belong to a provider", url.url)
     end
     if not seen[url.url] then
       seen[url.url] = true
       out[#out + 1] = url.url
     end
+  end
+  if turn then canonical[out] = true end
+  return out
+end
+
+-- For a provider's configure(): checks an operator's list of TURN URLs and
+-- returns them in canonical form, or raises a config error naming `what`.
+function M.turn_urls(urls, what)
+  local out, err = M.canonical_urls(urls, true)
+  if not out then
+    error("iceservers: " .. what .. (err:find("^must") and " " or ": ") .. err, 0)
   end
   if #out == 0 then error(format("iceservers: %s holds no URL", what), 0) end
   return out

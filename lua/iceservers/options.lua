@@ -1,6 +1,13 @@
--- Turns a provider's declared options into the `opts` table it is called with,
--- from its config sub-table or from environment variables, with one coercion
--- per declared type so both sources accept the same spellings.
+--[[
+Declared options: the coercions every declared value goes through (a
+provider's options, the broker's settings, serve()'s options), so a value
+given in a config table and the same value given as an environment variable
+are accepted in the same spellings; and the resolution of a provider's
+options into the `opts` table it is called with.
+
+A declaration: name = { env = "VAR", type = "string", default = ...,
+required = true, secret = true, doc = "..." }.
+]]
 local M = {}
 
 local function fail(fmt, ...)
@@ -43,11 +50,12 @@ function M.parse_boolean(v)
   return nil
 end
 
--- "a, b,c" -> {"a", "b", "c"}; an array of strings is taken as it is.
-function M.parse_list(v)
+-- "a, b,c" -> {"a", "b", "c"} (sep: one separator character, default ",";
+-- blanks around items and empty items go); an array of strings is copied.
+function M.parse_list(v, sep)
   if type(v) == "string" then
     local out = {}
-    for item in v:gmatch("[^,]+") do
+    for item in v:gmatch("[^" .. (sep or ",") .. "]+") do
       item = item:match("^%s*(.-)%s*$")
       if item ~= "" then out[#out + 1] = item end
     end
@@ -62,15 +70,19 @@ function M.parse_list(v)
     end
     return out
   end
-  return nil, "must be a comma-separated string or an array of strings, not a " .. type(v)
+  local what = (sep or ",") == "," and "comma" or ("'" .. sep .. "'")
+  return nil, ("must be a %s-separated string or an array of strings, not a %s")
+    :format(what, type(v))
 end
 
-local coerce = {
+-- type name -> function(value, declaration) -> value | nil, err.  An err
+-- starting with "must" or "is" reads after the name of the value.
+M.coerce = {
   string = function(v)
     if type(v) ~= "string" then return nil, "must be a string, not a " .. type(v) end
     return v
   end,
-  list = M.parse_list,
+  list = function(v, spec) return M.parse_list(v, spec and spec.sep) end,
   ttl = M.parse_ttl,
   number = function(v)
     local n = tonumber(v)
@@ -82,7 +94,45 @@ local coerce = {
     if b == nil then return nil, "must be a boolean (true/false, 1/0)" end
     return b
   end,
+  seconds = function(v)
+    local n = tonumber(v)
+    if not n or n <= 0 then return nil, "must be a positive number of seconds" end
+    return n
+  end,
+  ["function"] = function(v)
+    if type(v) ~= "function" then return nil, "must be a function" end
+    return v
+  end,
 }
+
+-- The types a provider may declare (a variable can give each of them).
+M.PROVIDER_TYPES = { string = true, list = true, ttl = true, number = true, boolean = true }
+
+-- "what: err", or "what err" when err reads after a name ("must be ...").
+function M.message(what, err)
+  if err:find("^must ") or err:find("^is ") or err:find("^holds ") then
+    return what .. " " .. err
+  end
+  return what .. ": " .. err
+end
+
+-- Declared settings (a list of declarations with names) from `values`, a
+-- table name -> raw value: each through types[its type], or its default.
+-- Returns the settings; or nil, err naming the first bad one by label(decl).
+function M.settle(list, values, types, label)
+  local out = {}
+  for i = 1, #list do
+    local s = list[i]
+    local v = values[s.name]
+    if v == nil then v = s.default end
+    if v ~= nil then
+      local value, err = types[s.type](v, s)
+      if value == nil then return nil, M.message(label(s), err) end
+      out[s.name] = value
+    end
+  end
+  return out
+end
 
 -- Checks a provider module's `options` declaration (a drop-in file may be wrong).
 function M.check_declaration(name, decl)
@@ -94,7 +144,7 @@ function M.check_declaration(name, decl)
     if type(key) ~= "string" or type(spec) ~= "table" then
       fail("provider '%s': each option must be declared as name = { ... }", name)
     end
-    if spec.type ~= nil and not coerce[spec.type] then
+    if spec.type ~= nil and not M.PROVIDER_TYPES[spec.type] then
       fail("provider '%s': option '%s' has unknown type '%s'", name, key, tostring(spec.type))
     end
     if spec.env ~= nil and type(spec.env) ~= "string" then
@@ -142,7 +192,7 @@ function M.resolve(name, decl, source)
           spec.env and (" (" .. spec.env .. ")") or "")
       end
     else
-      local value, err = coerce[spec.type or "string"](raw)
+      local value, err = M.coerce[spec.type or "string"](raw, spec)
       if value == nil then
         fail("%s: %s", where, err)
       end

@@ -4,23 +4,8 @@
 -- what is theirs: the URL, the body and the shape of their answers.
 local M = {}
 
--- text with every occurrence of each secret (of min_len bytes or more)
--- replaced by "[redacted]"; the broker uses it for errors and log lines too.
-function M.redact(text, secrets, min_len)
-  text = tostring(text)
-  for _, secret in ipairs(secrets) do
-    if #secret >= (min_len or 1) then
-      local from = 1
-      while true do
-        local i, j = text:find(secret, from, true)
-        if not i then break end
-        text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(j + 1)
-        from = i + 10
-      end
-    end
-  end
-  return text
-end
+-- redact(text, secrets[, min_len]): iceservers.redact's, for the providers.
+M.redact = require("iceservers.redact").redact
 
 function M.escape(s)
   return (tostring(s):gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
@@ -73,7 +58,6 @@ local function clip(s)
   if #s > 120 then s = s:sub(1, 117) .. "..." end
   return s
 end
-M.clip = clip
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

@@ -51,7 +51,7 @@ local function check_mode(path, info, allow)
   return true
 end
 
--- stat is core.stat; now is the broker's clock.  Raises on a config mistake.
+-- stat is ctx.fs.stat (core.stat); now is the broker's clock.  Raises on a config mistake.
 -- opts.allow_insecure accepts a secrets file that others can read.
 function M.new(opts, stat, now)
   if opts.secret and opts.secret_file then

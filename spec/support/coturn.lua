@@ -8,8 +8,10 @@ username))) against the server that checks them.
     secrets = { "s1", "s2" },   -- one static-auth-secret line each (required)
     realm = "iceservers.test",  -- default "iceservers.test"
     verbose = true,             -- default true: session lines in the log
+    tls = true,                 -- default false: also a TLS listener (turns:)
   }
   t.port, t.dir, t.pid, t.min_port, t.max_port
+  t.tls_port, t.ca_file, t.cert_file, t.key_file  -- with tls (else nil)
   t:log()                 -- the server log (turn.log) so far
   t:accepted(username)    -- true once the log records an ALLOCATE success for it
                           -- (needs verbose, the default)
@@ -31,10 +33,17 @@ username))) against the server that checks them.
 
 Credentials are not made here: they come from the library under test.
 
+tls = true gives coturn a TLS listener (`tls-listening-port`, TCP only: no
+DTLS) on t.tls_port with a certificate of spec/support/nginx.lua's test CA
+for its default names (localhost, mock.test, 127.0.0.1); tls = { names = {...} }
+adds names to it, and tls = { cert_file =, key_file = } uses that pair
+instead (t.ca_file is then nil unless tls.ca_file is given).  `start` then
+also waits for the TLS port to listen.
+
 The server runs in the foreground of a background shell job with a generated
-config in its own temp dir (its own sqlite userdb, pid file and log, no TLS, no
-CLI), listening on 127.0.0.1 only, relaying on 127.0.0.1 from a random
-1000-port window of 40000-60000.  `start` returns once the UDP and TCP
+config in its own temp dir (its own sqlite userdb, pid file and log, no TLS
+unless asked, no CLI), listening on 127.0.0.1 only, relaying on 127.0.0.1
+from a random 1000-port window of 40000-60000.  `start` returns once the UDP and TCP
 listeners are bound (deadline 10 s; the error carries the log tail).  Every
 command runs without LD_PRELOAD and *SAN_OPTIONS (sh.run_clean), so a
 sanitizer run of the specs does not leak into coturn.  Servers still running
@@ -79,11 +88,12 @@ local function owned(inodes, mine)
 end
 
 -- Is `port` bound for UDP and listening for TCP (by process `pid`, if given)?
-function M.is_listening(port, pid)
+-- With tcp_only, listening for TCP is enough (the TLS port, without DTLS).
+function M.is_listening(port, pid, tcp_only)
   local _, udp = sh.sockets("udp")
   local _, tcp = sh.sockets("tcp")
   local mine = pid and sh.socket_inodes(pid)
-  return owned(udp[port], mine) and owned(tcp[port], mine)
+  return (tcp_only or owned(udp[port], mine)) and owned(tcp[port], mine)
 end
 
 -- A port below the relay windows that no UDP or TCP socket uses now; never
@@ -97,7 +107,8 @@ local Server = {}
 Server.__index = Server
 
 function Server:__tostring()
-  return ("support.coturn server (port %d, dir %s)"):format(self.port, self.dir)
+  return ("support.coturn server (port %d%s, dir %s)"):format(self.port,
+    self.tls_port and (", TLS " .. self.tls_port) or "", self.dir)
 end
 
 function Server:log()
@@ -165,7 +176,6 @@ local function config(srv, opts)
     "max-port=" .. srv.max_port,
     "allow-loopback-peers",     -- the relays and peers are all on 127.0.0.1
     "no-multicast-peers",
-    "no-tls",
     "no-dtls",
     "no-cli",
     "no-rfc5780",
@@ -176,9 +186,30 @@ local function config(srv, opts)
     "simple-log",               -- exactly that file name, no rollover
     "no-stdout-log",
   }
+  if srv.tls_port then
+    more[#more + 1] = "tls-listening-port=" .. srv.tls_port
+    more[#more + 1] = "cert=" .. srv.cert_file
+    more[#more + 1] = "pkey=" .. srv.key_file
+  else
+    more[#more + 1] = "no-tls"
+  end
   if opts.verbose ~= false then more[#more + 1] = "verbose" end
   for _, l in ipairs(more) do lines[#lines + 1] = l end
   return table.concat(lines, "\n") .. "\n"
+end
+
+-- The certificate and key of a TLS listener (opts.tls: true or a table).
+local function tls_files(srv, tls)
+  if not tls then return end
+  assert(tls == true or type(tls) == "table", "support.coturn: tls must be true or a table")
+  if tls ~= true and tls.cert_file then
+    assert(tls.key_file, "support.coturn: tls.cert_file needs tls.key_file")
+    srv.cert_file, srv.key_file, srv.ca_file = tls.cert_file, tls.key_file, tls.ca_file
+    return
+  end
+  -- required here, not at the top: specs without TLS never need openssl
+  local certs = require("support.nginx").certs(tls ~= true and tls.names or nil)
+  srv.cert_file, srv.key_file, srv.ca_file = certs.cert_file, certs.key_file, certs.ca_file
 end
 
 function M.start(opts)
@@ -193,9 +224,11 @@ function M.start(opts)
   assert(type(realm) == "string" and realm:match("^[%w%.%-]+$"), "support.coturn: bad realm")
   local dir = sh.tmpdir("coturn")
   local srv = setmetatable({ dir = dir, realm = realm }, Server)
+  tls_files(srv, opts.tls)
   local last_log
   for attempt = 1, 4 do
     srv.port = M.free_port()
+    srv.tls_port = opts.tls and M.free_port() or nil
     srv.min_port = sh.random_int(40, 59) * 1000
     srv.max_port = srv.min_port + 999
     write_file(dir .. "/turnserver.conf", config(srv, opts))
@@ -208,7 +241,8 @@ function M.start(opts)
     local deadline = M.now() + START_DEADLINE
     local up = false
     while true do
-      if M.is_listening(srv.port, srv.pid) then
+      if M.is_listening(srv.port, srv.pid)
+        and (not srv.tls_port or M.is_listening(srv.tls_port, srv.pid, true)) then
         up = true
         break
       end
@@ -233,8 +267,9 @@ function M.start(opts)
   end
   srv.stopped = true
   if not os.getenv("ICESERVERS_KEEP_COTURN") then sh.rmrf(dir) end
-  error(("support.coturn: turnserver did not come up on 127.0.0.1:%d within %d s:\n%s")
-    :format(srv.port, START_DEADLINE, tail(last_log, 30)), 2)
+  error(("support.coturn: turnserver did not come up on 127.0.0.1:%d%s within %d s:\n%s")
+    :format(srv.port, srv.tls_port and (" (TLS " .. srv.tls_port .. ")") or "", START_DEADLINE,
+      tail(last_log, 30)), 2)
 end
 
 ---------------------------------------------------------------------------

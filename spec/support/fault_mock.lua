@@ -84,7 +84,7 @@ if uri == "/broker" or uri == "/broker-untrusting" then
   local servers, meta = b.broker:get(job.user)
   ngx.update_time()
   local out = { elapsed = ngx.now() - t0, logs = b.logs,
-    cosocket = require("iceservers.transport").in_cosocket_phase() }
+    cosocket = require("iceservers.runtime.http").in_cosocket_phase() }
   if servers then out.servers, out.meta = servers, meta else out.err = meta end
   ngx.header["Content-Type"] = "application/json"
   ngx.print(cjson.encode(out))

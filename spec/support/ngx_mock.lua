@@ -27,7 +27,7 @@ Routes:
   /t/conn          $connection_requests, as the body and X-Conn-Requests
   /t/echo          the request as JSON: method, uri, headers, body
   /run             POST a JSON array of requests: runs each in turn, in this
-                   handler, through iceservers.transport.cosocket (or the
+                   handler, through iceservers.ngx.cosocket (or the
                    transport.auto() one when a request has via = "auto"), and
                    answers a JSON array of {res =, err =, raised =, elapsed =}
   /drive           POST {"url": U, "n": N, "timeout": s}: N concurrent GETs of U
@@ -139,8 +139,8 @@ local function read_json()
 end
 
 if uri == "/run" then
-  local cosocket = require "iceservers.transport.cosocket"
-  local transport = require "iceservers.transport"
+  local cosocket = require "iceservers.ngx.cosocket"
+  local transport = require "iceservers.runtime.http"
   local auto = transport.auto()
   local out = {}
   for i, req in ipairs(read_json()) do
@@ -161,7 +161,7 @@ if uri == "/run" then
 end
 
 if uri == "/drive" then
-  local cosocket = require "iceservers.transport.cosocket"
+  local cosocket = require "iceservers.ngx.cosocket"
   local job = read_json()
   local statuses, errors, turn = {}, {}, 0
   local function one()

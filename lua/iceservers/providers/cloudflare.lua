@@ -41,15 +41,13 @@ return {
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
   },
   shared = true,
-  -- the broker cuts a lifetime the answer reports to this too
-  max_ttl = MAX_TTL,
+  max_ttl = MAX_TTL, -- TURN_TTL and a lifetime the answer reports are cut to it
 
   configure = function(opts, ctx)
     opts.api_url = rest.base_url(opts.api_url, "CLOUDFLARE_API_URL", ctx.allow_http)
     if not opts.key_id:match("^[%w_-]+$") then
       error("CLOUDFLARE_TURN_KEY_ID must be the TURN key's id (letters and digits)", 0)
     end
-    opts.ttl = math.min(opts.ttl, MAX_TTL)
     return opts
   end,
 

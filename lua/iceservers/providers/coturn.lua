@@ -1,9 +1,11 @@
 -- The TURN REST API scheme shared by coturn (use-auth-secret) and eturnal:
 -- username "expiry:user" (or the bare expiry), password
--- base64(HMAC-SHA1(secret, username)).  The signer is keyed once per secret.
+-- base64(HMAC-SHA1(secret, username)).  The signer is keyed once per secret
+-- (ctx.crypto.hmac_key; its b64digest is the fastest the runtime has).
 local secrets = require "iceservers.secrets"
 local normalize = require "iceservers.normalize"
-local b64digest = require("iceservers.fast").b64digest -- signer:b64digest(msg)
+
+local floor = math.floor
 
 -- coturn (4.6's is_secure_string) drops a username with any of these, or with
 -- both "union" and "select" in any case: it logs "wrong username" and answers
@@ -42,23 +44,25 @@ local function opaque_id(crypto, opts, secret, user)
   return (crypto.b64encode(opts.id_signer:digest(user)):gsub("[+/=]", B64URL))
 end
 
--- The one credential of an answer: username, password, URLs, ttl, expires;
--- or nil, err.  get() is this as a list of one entry; the broker's JSON path
--- (Broker:json) calls it directly, with the time it has just read, and builds
--- no table.
-local function credential(ctx, user, opts, now)
+-- The one credential of an answer, its entry in the list of one that get
+-- returns (opts.urls, the same canonical table each time: the broker checks
+-- and renders it once), its ttl and expires; or nil, err.  What opts keeps
+-- is this broker's state, the same for every request: the signer of the
+-- current secret, the text of the current expiry.
+local function get(ctx, user, opts)
   local list, err = opts.secrets:current()
   if not list then return nil, err end
   if opts.signing ~= list[1] then
     opts.signer, opts.signing = ctx.crypto.hmac_key("sha1", list[1]), list[1]
   end
-  local expires = math.floor(now or ctx.now()) + opts.ttl
+  local expires = floor(ctx.now()) + opts.ttl
   if expires ~= opts.stamped then -- the expiry's digits change once a second
     opts.stamped, opts.stamp = expires, ("%d"):format(expires)
   end
   if user and opts.opaque then user = opaque_id(ctx.crypto, opts, list[1], user) end
   local username = user and (opts.stamp .. ":" .. user) or opts.stamp
-  return username, b64digest(opts.signer, username), opts.urls, opts.ttl, expires
+  local password = opts.signer:b64digest(username)
+  return { { urls = opts.urls, username = username, credential = password } }, opts.ttl, expires
 end
 
 local function configure_user_id(opts)
@@ -91,22 +95,10 @@ return {
     opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
     configure_user_id(opts)
     opts.secrets = secrets.new({ secret = opts.secret, secret_file = opts.secret_file,
-      allow_insecure = opts.allow_insecure_secret_file }, ctx.crypto.stat, ctx.now)
+      allow_insecure = opts.allow_insecure_secret_file }, ctx.fs.stat, ctx.now)
     return opts
   end,
 
-  -- get's entries are canonical already (normalize.turn_urls in configure, a
-  -- non-empty username and password): the broker need not normalize them.
-  canonical = true,
-  credential = credential,
   check_user = check_user,
-  -- With an inline secret there is nothing that can fail (a secrets file can
-  -- go missing): the broker need not look for a backoff before each call.
-  never_fails = function(opts) return opts.secret ~= nil end,
-
-  get = function(ctx, user, opts)
-    local username, password, urls, ttl, expires = credential(ctx, user, opts)
-    if not username then return nil, password end
-    return { { urls = urls, username = username, credential = password } }, ttl, expires
-  end,
+  get = get,
 }

@@ -2,7 +2,6 @@
 -- has nothing of its own to give.  The zero-configuration default.
 return {
   kind = "stun",
-  canonical = true, -- an empty answer is canonical
   get = function()
     return {}
   end,

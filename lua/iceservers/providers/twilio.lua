@@ -21,6 +21,8 @@ local function said(doc)
 end
 
 return {
+  shared = true,
+  max_ttl = MAX_TTL, -- TURN_TTL and a lifetime the answer reports are cut to it
   options = {
     account_sid = { env = "TWILIO_ACCOUNT_SID", required = true },
     auth_token = { env = "TWILIO_AUTH_TOKEN", secret = true },
@@ -29,9 +31,6 @@ return {
     api_url = { env = "TWILIO_API_URL", default = "https://api.twilio.com" },
     ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
   },
-  shared = true,
-  -- the broker cuts a lifetime the answer reports to this too
-  max_ttl = MAX_TTL,
 
   configure = function(opts, ctx)
     opts.api_url = rest.base_url(opts.api_url, "TWILIO_API_URL", ctx.allow_http)
@@ -51,7 +50,6 @@ return {
     end
     opts.authorization = rest.basic(ctx, user, password)
     opts.redact = { opts.authorization:sub(7) } -- the base64 form is a secret too
-    opts.ttl = math.min(opts.ttl, MAX_TTL)
     return opts
   end,
 

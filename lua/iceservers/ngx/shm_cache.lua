@@ -1,3 +1,4 @@
+-- luacheck: globals ngx
 -- A cache backend on an nginx lua_shared_dict, so every worker shares the
 -- provider answers, and so one request, across workers, refreshes them: the
 -- lock is an add() in the same dict, which only one worker can win, with an

@@ -1,3 +1,4 @@
+-- luacheck: globals ngx
 --[[
 HTTP/1.1 over nginx cosockets, for providers called from inside nginx, where
 a blocking libcurl call would stall every connection of the worker.  Takes
@@ -95,6 +96,13 @@ local function reader(sock, deadline)
       if not ok then return nil, err end
     end
   end
+  -- Moves all that is buffered to parts; returns how many bytes that was.
+  local function take(parts)
+    parts[#parts + 1] = buf:sub(pos)
+    local n = #buf - pos + 1
+    buf, pos = "", 1
+    return n
+  end
   function r.bytes(n)
     local parts, have = {}, 0
     while true do
@@ -104,9 +112,7 @@ local function reader(sock, deadline)
         pos = pos + want
         return table.concat(parts)
       end
-      parts[#parts + 1] = buf:sub(pos)
-      have = have + #buf - pos + 1
-      buf, pos = "", 1
+      have = have + take(parts)
       local ok, err = more()
       if not ok then return nil, err end
     end
@@ -114,9 +120,7 @@ local function reader(sock, deadline)
   function r.rest(cap)
     local parts, size = {}, 0
     while true do
-      parts[#parts + 1] = buf:sub(pos)
-      size = size + #buf - pos + 1
-      buf, pos = "", 1
+      size = size + take(parts)
       if size > cap then return nil, "over" end
       local ok, err = more()
       if not ok then

@@ -1,7 +1,8 @@
--- Picks the HTTP transport for each call: nginx cosockets where the phase has
--- them (a blocking libcurl call there would stall the whole worker), and the
--- libcurl client of iceservers.core everywhere else (plain Lua, the CLI, and
--- nginx's init phases, which have no cosockets).
+-- The default ctx.http: picks the HTTP transport for each call, nginx
+-- cosockets (iceservers.ngx.cosocket) where the phase has them (a blocking
+-- libcurl call there would stall the whole worker), and the libcurl client of
+-- iceservers.core everywhere else (plain Lua, the CLI, and nginx's init
+-- phases, which have no cosockets).
 local M = {}
 
 local COSOCKET_PHASES = {
@@ -32,7 +33,7 @@ function M.auto(log)
   local client -- the libcurl client, made on first use
   return function(req)
     if M.in_cosocket_phase() then
-      return require("iceservers.transport.cosocket").request(req)
+      return require("iceservers.ngx.cosocket").request(req)
     end
     if not client then
       client = require("iceservers.core").http_client()
