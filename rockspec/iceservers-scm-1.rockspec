@@ -67,6 +67,7 @@ build = {
       ["iceservers.ngx.shm_cache"] = "lua/iceservers/ngx/shm_cache.lua",
       ["iceservers.stun.bits"] = "lua/iceservers/stun/bits.lua",
       ["iceservers.cli.probe"] = "lua/iceservers/cli/probe.lua",
+      ["iceservers.stun.net_common"] = "lua/iceservers/stun/net_common.lua",
       ["iceservers.stun.net_ngx"] = "lua/iceservers/stun/net_ngx.lua",
       ["iceservers.stun.net_socket"] = "lua/iceservers/stun/net_socket.lua",
       ["iceservers.stun.probe"] = "lua/iceservers/stun/probe.lua",

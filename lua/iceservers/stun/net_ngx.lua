@@ -24,7 +24,7 @@ iceservers.ngx.cosocket):
 ]]
 local M = {}
 
-local DEFAULT_TIMEOUT = 5
+
 local RECEIVE_CHUNK = 65536
 
 local function clock()
@@ -36,21 +36,13 @@ local function ms(seconds)
   return math.max(1, math.floor(seconds * 1000))
 end
 
-local function unbracket(host)
-  return host:match("^%[(.*)%]$") or host
-end
-
-local function is_ip(host)
-  return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
-end
+local common = require "iceservers.stun.net_common"
+local unbracket, is_ip, pinned = common.unbracket, common.is_ip, common.pinned
 
 -- What to give a cosocket: a pinned address or the host, IPv6 in brackets
 -- (nginx parses "host:port").
 local function target(host, port, pins)
-  local bare = unbracket(host)
-  local addr = pins and (pins[host .. ":" .. port] or pins[bare .. ":" .. port]
-    or pins["[" .. bare .. "]:" .. port]) or bare
-  addr = unbracket(addr)
+  local addr = unbracket(pinned(pins, host, port) or host)
   return addr:find(":", 1, true) and ("[" .. addr .. "]") or addr
 end
 
@@ -76,9 +68,7 @@ end
 local Udp = {}
 Udp.__index = Udp
 
-function Udp:settimeout(seconds)
-  self.timeout = seconds
-end
+Udp.settimeout = common.settimeout
 
 function Udp:send(bytes)
   self.sock:settimeout(ms(self.timeout))
@@ -165,21 +155,7 @@ end
 ---------------------------------------------------------------------------
 -- the net table
 
-local function check_args(host, port, opts)
-  if type(host) ~= "string" or host == "" then error("net: host must be a string", 4) end
-  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
-    error("net: port must be an integer 1-65535", 4)
-  end
-  if opts ~= nil and type(opts) ~= "table" then error("net: opts must be a table", 4) end
-end
-
-local function merge(defaults, opts)
-  local out = {}
-  for k, v in pairs(defaults) do out[k] = v end
-  for k, v in pairs(opts or {}) do out[k] = v end
-  out.timeout = out.timeout or DEFAULT_TIMEOUT
-  return out
-end
+local check_args, merge = common.check_args, common.merge
 
 local function udp(defaults, host, port, opts)
   check_args(host, port, opts)
@@ -238,14 +214,7 @@ function M.run(tasks)
 end
 
 -- A net table whose calls default to `defaults` (resolve, verify, timeout).
-function M.new(defaults)
-  defaults = defaults or {}
-  return {
-    udp = function(host, port, opts) return udp(defaults, host, port, opts) end,
-    tcp = function(host, port, opts) return tcp(defaults, host, port, opts) end,
-    run = M.run,
-  }
-end
+M.new = common.constructor(udp, tcp, M.run)
 
 local plain = M.new()
 M.udp, M.tcp = plain.udp, plain.tcp

@@ -43,7 +43,7 @@ local core = require "iceservers.core"
 
 local M = {}
 
-local DEFAULT_TIMEOUT = 5
+
 local now = core.monotonic
 local YIELD = {} -- what a waiting conn yields to M.run
 local scheduled = setmetatable({}, { __mode = "k" }) -- coroutines M.run drives
@@ -84,21 +84,9 @@ end
 ---------------------------------------------------------------------------
 -- names
 
-local function unbracket(host)
-  return host:match("^%[(.*)%]$") or host
-end
+local common = require "iceservers.stun.net_common"
+local unbracket, is_ip, pinned = common.unbracket, common.is_ip, common.pinned
 
-local function is_ip(host)
-  return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
-end
-
--- A pinned address for host:port (the host with or without IPv6 brackets).
-local function pinned(pins, host, port)
-  if not pins then return nil end
-  local bare = unbracket(host)
-  return pins[host .. ":" .. port] or pins[bare .. ":" .. port]
-    or pins["[" .. bare .. "]:" .. port]
-end
 
 -- The addresses of host: a list of { addr =, family = "inet"|"inet6" }.
 local function resolve(host, port, pins)
@@ -116,9 +104,7 @@ end
 local Udp = {}
 Udp.__index = Udp
 
-function Udp:settimeout(seconds)
-  self.timeout = seconds
-end
+Udp.settimeout = common.settimeout
 
 function Udp:send(bytes)
   local deadline = now() + self.timeout
@@ -313,22 +299,7 @@ end
 ---------------------------------------------------------------------------
 -- the net table
 
-local function check_args(host, port, opts)
-  if type(host) ~= "string" or host == "" then error("net: host must be a string", 4) end
-  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
-    error("net: port must be an integer 1-65535", 4)
-  end
-  if opts ~= nil and type(opts) ~= "table" then error("net: opts must be a table", 4) end
-end
-
--- opts over the defaults of new{}.
-local function merge(defaults, opts)
-  local out = {}
-  for k, v in pairs(defaults) do out[k] = v end
-  for k, v in pairs(opts or {}) do out[k] = v end
-  out.timeout = out.timeout or DEFAULT_TIMEOUT
-  return out
-end
+local check_args, merge = common.check_args, common.merge
 
 local function udp(defaults, host, port, opts)
   check_args(host, port, opts)
@@ -424,14 +395,7 @@ end
 
 -- A net table whose calls default to `defaults` (resolve, cafile, verify,
 -- timeout); the module itself is one with no defaults.
-function M.new(defaults)
-  defaults = defaults or {}
-  return {
-    udp = function(host, port, opts) return udp(defaults, host, port, opts) end,
-    tcp = function(host, port, opts) return tcp(defaults, host, port, opts) end,
-    run = M.run,
-  }
-end
+M.new = common.constructor(udp, tcp, M.run)
 
 local plain = M.new()
 M.udp, M.tcp = plain.udp, plain.tcp
