@@ -87,24 +87,28 @@ Returns true, ttl, expires; or false, why.  Under the 60 s floor (or not a
 finite number) the answer is a failure: stretched, the credentials would be
 handed out past their end.
 ]]
+-- v as a finite number; or nil, why (what names it, kind says what it counts).
+local function finite(v, what, kind)
+  local n = tonumber(v)
+  if n == nil then return nil, ("%s is not a number (a %s)"):format(what, type(v)) end
+  if n ~= n or n == huge or n == -huge then
+    return nil, ("%s %s is not a finite %s"):format(what, show(n), kind)
+  end
+  return n
+end
+
 function M.lifetime(ttl, expires, now, max, top)
   if ttl ~= nil then
-    local n = tonumber(ttl)
-    if n == nil then return false, ("TTL is not a number (a %s)"):format(type(ttl)) end
-    if n ~= n or n == huge or n == -huge then
-      return false, ("TTL %s is not a finite number of seconds"):format(show(n))
-    end
+    local n, why = finite(ttl, "TTL", "number of seconds")
+    if not n then return false, why end
     if n < options.TTL_MIN then
       return false, ("TTL %s is under the %d s floor"):format(show(n), options.TTL_MIN)
     end
     ttl = n > max and max or n
   end
   if expires ~= nil then
-    local e = tonumber(expires)
-    if e == nil then return false, ("expires is not a number (a %s)"):format(type(expires)) end
-    if e ~= e or e == huge or e == -huge then
-      return false, ("expires %s is not a finite Unix time"):format(show(e))
-    end
+    local e, why = finite(expires, "expires", "Unix time")
+    if not e then return false, why end
     local left = e - now
     if left <= 0 then return false, ("expires %s is in the past"):format(show(e)) end
     if left < options.TTL_MIN then

@@ -25,17 +25,18 @@ function M.settimeout(conn, seconds)
   conn.timeout = seconds
 end
 
--- Raises at the level of net.udp / net.tcp's caller.
-function M.check_args(host, port, opts)
-  if type(host) ~= "string" or host == "" then error("net: host must be a string", 4) end
-  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
-    error("net: port must be an integer 1-65535", 4)
-  end
-  if opts ~= nil and type(opts) ~= "table" then error("net: opts must be a table", 4) end
+function M.close(conn)
+  conn.sock:close()
 end
 
--- opts over the defaults of new{}.
-function M.merge(defaults, opts)
+-- The options of one net.udp / net.tcp call: opts over the defaults of
+-- new{}; a bad argument raises at the level of that call's caller.
+function M.options(defaults, host, port, opts)
+  if type(host) ~= "string" or host == "" then error("net: host must be a string", 5) end
+  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
+    error("net: port must be an integer 1-65535", 5)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("net: opts must be a table", 5) end
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
   for k, v in pairs(opts or {}) do out[k] = v end
@@ -43,16 +44,28 @@ function M.merge(defaults, opts)
   return out
 end
 
--- The new{} of a transport module whose udp/tcp take (defaults, host, port, opts).
-function M.constructor(udp, tcp, run)
-  return function(defaults)
+-- net.run's argument: a list of functions (raises at net.run's caller).
+function M.check_tasks(tasks)
+  if type(tasks) ~= "table" then error("net.run: tasks must be a list of functions", 3) end
+  for i, task in ipairs(tasks) do
+    if type(task) ~= "function" then error("net.run: task " .. i .. " is not a function", 3) end
+  end
+end
+
+-- Completes a transport module M whose udp/tcp take (defaults, host, port,
+-- opts): M.new{defaults} makes a net table; M itself is one without defaults.
+function M.finish(mod, udp, tcp)
+  function mod.new(defaults)
     defaults = defaults or {}
     return {
       udp = function(host, port, opts) return udp(defaults, host, port, opts) end,
       tcp = function(host, port, opts) return tcp(defaults, host, port, opts) end,
-      run = run,
+      run = mod.run,
     }
   end
+  local plain = mod.new()
+  mod.udp, mod.tcp = plain.udp, plain.tcp
+  return mod
 end
 
 return M

@@ -84,9 +84,7 @@ function Udp:receive()
   return data
 end
 
-function Udp:close()
-  self.sock:close()
-end
+Udp.close = common.close
 
 ---------------------------------------------------------------------------
 -- TCP and TLS
@@ -155,35 +153,35 @@ end
 ---------------------------------------------------------------------------
 -- the net table
 
-local check_args, merge = common.check_args, common.merge
-
-local function udp(defaults, host, port, opts)
-  check_args(host, port, opts)
-  opts = merge(defaults, opts)
-  local sock = ngx.socket.udp()
+-- A cosocket of kind "udp" or "tcp" connected to host:port; or nil, err.  A
+-- connected UDP socket drops datagrams from other addresses, and an ICMP port
+-- unreachable comes back as "connection refused".
+local function open(kind, host, port, opts)
+  local sock = ngx.socket[kind]()
   sock:settimeout(ms(opts.timeout))
-  -- A connected socket: datagrams from other addresses are dropped, and an
-  -- ICMP port unreachable comes back as "connection refused".
-  local ok, err = sock:setpeername(target(host, port, opts.resolve), port)
+  local connect = kind == "udp" and sock.setpeername or sock.connect
+  local ok, err = connect(sock, target(host, port, opts.resolve), port)
   if not ok then
     sock:close()
     return nil, connect_error(err, unbracket(host))
   end
+  return sock
+end
+
+local function udp(defaults, host, port, opts)
+  opts = common.options(defaults, host, port, opts)
+  local sock, err = open("udp", host, port, opts)
+  if not sock then return nil, err end
   return setmetatable({ sock = sock, timeout = opts.timeout }, Udp)
 end
 
 local function tcp(defaults, host, port, opts)
-  check_args(host, port, opts)
-  opts = merge(defaults, opts)
+  opts = common.options(defaults, host, port, opts)
   local deadline = clock() + opts.timeout
-  local sock = ngx.socket.tcp()
-  sock:settimeout(ms(opts.timeout))
-  local ok, err = sock:connect(target(host, port, opts.resolve), port)
-  if not ok then
-    sock:close()
-    return nil, connect_error(err, unbracket(host))
-  end
+  local sock, err = open("tcp", host, port, opts)
+  if not sock then return nil, err end
   if opts.tls then
+    local ok
     ok, err = secure(sock, host, opts, deadline)
     if not ok then
       sock:close()
@@ -196,10 +194,7 @@ end
 -- Every task in its own light thread; a task's error is raised once the
 -- others are killed.
 function M.run(tasks)
-  if type(tasks) ~= "table" then error("net.run: tasks must be a list of functions", 2) end
-  for i, task in ipairs(tasks) do
-    if type(task) ~= "function" then error("net.run: task " .. i .. " is not a function", 2) end
-  end
+  common.check_tasks(tasks)
   local threads, results = {}, {}
   for i, task in ipairs(tasks) do threads[i] = ngx.thread.spawn(task) end
   for i, thread in ipairs(threads) do
@@ -213,10 +208,5 @@ function M.run(tasks)
   return results
 end
 
--- A net table whose calls default to `defaults` (resolve, verify, timeout).
-M.new = common.constructor(udp, tcp, M.run)
-
-local plain = M.new()
-M.udp, M.tcp = plain.udp, plain.tcp
-
-return M
+-- M.new{resolve =, verify =, timeout =, cafile =}: a net table with those defaults.
+return common.finish(M, udp, tcp)

@@ -106,31 +106,30 @@ Udp.__index = Udp
 
 Udp.settimeout = common.settimeout
 
-function Udp:send(bytes)
-  local deadline = now() + self.timeout
+-- op(sock, arg) again until it gives a result, fails otherwise than by a
+-- timeout, or the conn's timeout has passed; waiting (mode "r" or "w") between.
+local function until_done(conn, mode, op, arg)
+  local deadline = now() + conn.timeout
   while true do
-    local n, err = self.sock:send(bytes)
-    if n then return true end
+    local res, err = op(conn.sock, arg)
+    if res then return res end
     if err ~= "timeout" then return nil, io_error(err) end
     if now() >= deadline then return nil, "timeout" end
-    wait(self.sock, "w", deadline)
+    wait(conn.sock, mode, deadline)
   end
+end
+
+function Udp:send(bytes)
+  local n, err = until_done(self, "w", self.sock.send, bytes)
+  if not n then return nil, err end
+  return true
 end
 
 function Udp:receive()
-  local deadline = now() + self.timeout
-  while true do
-    local data, err = self.sock:receive()
-    if data then return data end
-    if err ~= "timeout" then return nil, io_error(err) end
-    if now() >= deadline then return nil, "timeout" end
-    wait(self.sock, "r", deadline)
-  end
+  return until_done(self, "r", self.sock.receive)
 end
 
-function Udp:close()
-  self.sock:close()
-end
+Udp.close = common.close
 
 ---------------------------------------------------------------------------
 -- TCP and TLS
@@ -299,11 +298,8 @@ end
 ---------------------------------------------------------------------------
 -- the net table
 
-local check_args, merge = common.check_args, common.merge
-
 local function udp(defaults, host, port, opts)
-  check_args(host, port, opts)
-  opts = merge(defaults, opts)
+  opts = common.options(defaults, host, port, opts)
   local list, err = resolve(host, port, opts.resolve)
   if not list then return nil, err end
   for _, a in ipairs(list) do
@@ -321,8 +317,7 @@ local function udp(defaults, host, port, opts)
 end
 
 local function tcp(defaults, host, port, opts)
-  check_args(host, port, opts)
-  opts = merge(defaults, opts)
+  opts = common.options(defaults, host, port, opts)
   local deadline = now() + opts.timeout
   local list, err = resolve(host, port, opts.resolve)
   if not list then return nil, err end
@@ -365,10 +360,9 @@ local function step(co, i, results, waiting)
 end
 
 function M.run(tasks)
-  if type(tasks) ~= "table" then error("net.run: tasks must be a list of functions", 2) end
+  common.check_tasks(tasks)
   local results, waiting = {}, {}
   for i, task in ipairs(tasks) do
-    if type(task) ~= "function" then error("net.run: task " .. i .. " is not a function", 2) end
     local co = coroutine.create(task)
     scheduled[co] = true
     step(co, i, results, waiting)
@@ -391,13 +385,5 @@ function M.run(tasks)
   return results
 end
 
----------------------------------------------------------------------------
-
--- A net table whose calls default to `defaults` (resolve, cafile, verify,
--- timeout); the module itself is one with no defaults.
-M.new = common.constructor(udp, tcp, M.run)
-
-local plain = M.new()
-M.udp, M.tcp = plain.udp, plain.tcp
-
-return M
+-- M.new{resolve =, verify =, timeout =, cafile =}: a net table with those defaults.
+return common.finish(M, udp, tcp)
