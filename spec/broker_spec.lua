@@ -15,11 +15,7 @@ local function coturn_config(extra)
   return c
 end
 
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error")
-  return tostring(err)
-end
+local error_of = fx.error_of
 
 describe("iceservers.new / from_env with no configuration", function()
   it("serves the STUN-only default", function()

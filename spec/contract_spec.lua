@@ -10,11 +10,7 @@ local fx = require "support.fixtures"
 local T = 1800000000
 local TURN = [[{ { urls = "turn:p.example:3478", username = "u", credential = "c" } }]]
 
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error")
-  return tostring(err)
-end
+local error_of = fx.error_of
 
 describe("the provider table", function()
   local tmp

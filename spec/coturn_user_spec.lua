@@ -46,11 +46,7 @@ local function json_username(b, user)
   return cjson.decode(text).iceServers[1].username
 end
 
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error")
-  return tostring(err)
-end
+local error_of = fx.error_of
 
 describe("coturn's check_user", function()
   local opts = { user_id = "plain", opaque = false }

@@ -85,6 +85,28 @@ describe("the docs", function()
     assert.are.same({}, missing(names))
   end)
 
+  -- nginx hands its workers only the variables listed with `env`: a
+  -- variable the workers read but the example does not list would be unset
+  -- there however the operator set it.
+  it("the example nginx.conf passes every variable the workers read", function()
+    local listed, unlisted = {}, {}
+    for _, name in ipairs(example_env()) do listed[name] = true end
+    local names = {}
+    for _, list in ipairs { settings.LIST, serve.LIST } do
+      for _, s in ipairs(list) do names[#names + 1] = s.env end
+    end
+    for _, p in ipairs { "coturn", "static", "metered", "twilio", "cloudflare", "xirsys" } do
+      for _, spec in pairs(dofile("lua/iceservers/providers/" .. p .. ".lua").options or {}) do
+        names[#names + 1] = spec.env
+      end
+    end
+    for _, name in ipairs(names) do
+      if not listed[name] then unlisted[#unlisted + 1] = name end
+    end
+    table.sort(unlisted)
+    assert.are.same({}, unlisted)
+  end)
+
   it("document every key of the provider contract in docs/providers.md", function()
     local guide = read("docs/providers.md")
     local undocumented = {}

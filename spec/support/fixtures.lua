@@ -33,4 +33,11 @@ function M.recorder()
   return lines, function(level, msg) lines[#lines + 1] = level .. ": " .. msg end
 end
 
+-- The message fn raises (the spec fails if it does not raise).
+function M.error_of(fn)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error")
+  return tostring(err)
+end
+
 return M

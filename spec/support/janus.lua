@@ -95,11 +95,7 @@ local run = sh.run_clean
 M.now = sh.now
 M.sleep = sh.sleep
 
-local function tail(text, lines)
-  local all = {}
-  for line in (text or ""):gmatch("[^\n]*") do all[#all + 1] = line end
-  return table.concat(all, "\n", math.max(1, #all - lines + 1))
-end
+local tail = sh.tail
 
 -- The multiarch library folder of Janus (plugins/, transports/ under it).
 local function lib_dir()

@@ -8,7 +8,8 @@ Lua 5.4 and LuaJIT alike.
              sh.run_clean(cmd)      the same without LD_PRELOAD and *SAN_OPTIONS
                                     and with stdin from /dev/null: for servers
                                     and tools a sanitizer run must not reach
-  files      sh.tmpdir([name])      a new /tmp/iceservers-<name>.XXXXXX (name
+  files      sh.tail(text, n)           the last n lines of text
+             sh.tmpdir([name])      a new /tmp/iceservers-<name>.XXXXXX (name
                                     defaults to "spec")
              sh.rmrf(dir)           removes such a directory; refuses any other
              sh.read_file(path)     -> contents, or nil, err when it cannot be opened
@@ -63,6 +64,13 @@ end
 
 ---------------------------------------------------------------------------
 -- files
+
+-- The last `lines` lines of text (for error messages quoting a log).
+function M.tail(text, lines)
+  local all = {}
+  for line in (text or ""):gmatch("[^\n]*") do all[#all + 1] = line end
+  return table.concat(all, "\n", math.max(1, #all - lines + 1))
+end
 
 function M.tmpdir(name)
   local ok, out = M.run_clean("mktemp -d /tmp/iceservers-" .. (name or "spec") .. ".XXXXXX")
