@@ -99,8 +99,14 @@ end
 
 -- wrk on one URL for `seconds`: requests per second (raises on errors or
 -- non-2xx answers, which would make a fast failure look like throughput).
+-- On a machine of two cores or more, wrk runs on the last and the measured
+-- nginx worker on the first (pin_worker): the two never take turns on one
+-- core, which made B3's ratios swing by ±10 % from one slice to the next.
+local CPUS = tonumber((select(2, sh.run("nproc")) or ""):match("%d+")) or 1
+local WRK = CPUS >= 2 and ("taskset -c %d wrk"):format(CPUS - 1) or "wrk"
+
 local function wrk(url, seconds, connections)
-  local out = run(("wrk -t1 -c%d -d%ds %s"):format(connections or 16, math.max(1,
+  local out = run((WRK .. " -t1 -c%d -d%ds %s"):format(connections or 16, math.max(1,
     math.floor(seconds + 0.5)), sh.quote(url)))
   if out:find("Non%-2xx") or out:find("Socket errors") then
     error("bench: wrk " .. url .. " saw errors:\n" .. out)
@@ -113,6 +119,11 @@ local function worker_pids(srv)
   local pids = {}
   for pid in out:gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
   return pids
+end
+
+local function pin_worker(srv)
+  if CPUS < 2 then return end
+  for _, pid in ipairs(worker_pids(srv)) do run("taskset -pc 0 " .. pid .. " >/dev/null") end
 end
 
 local function rss_kb(pid)
@@ -209,6 +220,7 @@ local function start_servers()
     http = init, server = locations }
   app2 = nginx.start { template = "bench/nginx.conf", workers = 2, ca_file = up.ca_file,
     http = init, server = locations }
+  pin_worker(app)
 end
 
 local function stop_servers()
@@ -329,7 +341,7 @@ local function b3()
   -- A run of a location is the mean of SLICES one-second wrk runs, each next
   -- to one of the location it is compared with (ceiling, endpoint, ceiling,
   -- endpoint...), so that both see the same moments of the machine.
-  local SLICES = 3
+  local SLICES = 5
   local v = { ["b3.ceiling_coturn"] = {}, ["b3.coturn"] = {}, ["b3.ceiling_rest"] = {},
     ["b3.rest"] = {}, ["b3.bare"] = {}, ["b3.coturn2"] = {} }
   local pairs_of = { { "b3.ceiling_coturn", "/ceiling/coturn", "b3.coturn", "/ice-servers/coturn" },
@@ -453,7 +465,7 @@ end
 ]])
   local rate
   local function wrk_count(limit, seconds)
-    local out = run(("B6_LIMIT=%d wrk -t1 -c16 -d%ds -s %s %s"):format(limit, seconds,
+    local out = run(("B6_LIMIT=%d " .. WRK .. " -t1 -c16 -d%ds -s %s %s"):format(limit, seconds,
       sh.quote(script), sh.quote(app:url("/"))))
     local n = tonumber(out:match("(%d+) requests in"))
     if not n or out:find("Non%-2xx") or out:find("Socket errors") then

@@ -955,3 +955,76 @@ describe("SSLKEYLOGFILE", function()
       "function() return nil, 'no network here' end"))
   end)
 end)
+
+describe("a provider's one TURN entry (what coturn and static answer)", function()
+  local normalize = require "iceservers.normalize"
+  local URLS = normalize.turn_urls({ "turn:one.example:3478" }, "TURN_URLS")
+  local tmp
+  setup(function()
+    tmp = fx.tmp()
+    -- _G.one_entry(user) makes each answer: an entry built per call, as coturn's
+    tmp.file("single.lua", [[return { get = function(_, user) return _G.one_entry(user), 600 end }]])
+    tmp.file("single_shared.lua",
+      [[return { shared = true, get = function() return _G.one_entry(), 600 end }]])
+  end)
+  teardown(function()
+    tmp.cleanup()
+    _G.one_entry = nil
+  end)
+
+  it("is read, never kept: its other keys reach no answer, and it is collectable", function()
+    local made = setmetatable({}, { __mode = "k" })
+    _G.one_entry = function(user)
+      local e = { urls = URLS, username = user, credential = "pw-" .. user, note = "not ICE" }
+      made[e] = true
+      return e
+    end
+    local b = iceservers.new { providers = "single", providers_dir = tmp.dir, stun_urls = {},
+      fallback = "none" }
+    local servers = assert(b:get("alice"))
+    assert.are.same({ { urls = { "turn:one.example:3478" }, username = "alice",
+      credential = "pw-alice" } }, servers)
+    assert.are_not.equal(URLS, servers[1].urls) -- get's tables are the caller's
+    local json = assert(b:json("bob"))
+    assert.are.same({ iceServers = { { urls = { "turn:one.example:3478" }, username = "bob",
+      credential = "pw-bob" } }, ttl = 600 }, (function()
+        local t = cjson.decode(json)
+        t.expires = nil
+        return t
+      end)())
+    assert.is_nil(json:find("not ICE", 1, true))
+    local rest = cjson.decode((assert(b:json("carol", "rest"))))
+    assert.are.same({ "turn:one.example:3478" }, rest.uris)
+    assert.are.equal("carol", rest.username)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(made), "the broker kept a provider's entry")
+  end)
+
+  it("of a shared provider is cached as a list of its three fields, not as the table", function()
+    local given
+    _G.one_entry = function()
+      given = { urls = URLS, username = "shared-u", credential = "shared-p", note = "not ICE" }
+      return given
+    end
+    local store = {}
+    local cache = { get = function(_, k) return store[k] end,
+      set = function(_, k, v) store[k] = v end }
+    local b = iceservers.new { providers = "single_shared", providers_dir = tmp.dir,
+      stun_urls = {}, fallback = "none", cache = cache }
+    assert(b:get())
+    local lists = 0
+    for _, v in pairs(store) do
+      if type(v) == "table" and v.list then
+        lists = lists + 1
+        assert.are.same({ { urls = URLS, username = "shared-u", credential = "shared-p" } },
+          v.list)
+        assert.are_not.equal(given, v.list[1])
+      end
+    end
+    assert.are.equal(1, lists)
+    given.username = "changed" -- the provider's table, not the cache's
+    local servers = assert(b:get())
+    assert.are.equal("shared-u", servers[1].username)
+  end)
+end)

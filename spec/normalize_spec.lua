@@ -407,13 +407,55 @@ describe("normalize reasons", function()
   end)
 end)
 
-describe("normalize.answer of an answer that is canonical already", function()
+describe("normalize.one: the one TURN entry of an answer that is canonical already", function()
   local URLS = normalize.turn_urls({ "turn:t.example:3478", "turns:t.example:5349" }, "TURN_URLS")
 
-  it("returns it as it is, and says it has credentials", function()
+  it("is the entry itself, given as an object or as a list of only it", function()
+    local e = { urls = URLS, username = USER, credential = SECRET }
+    assert.are.equal(e, normalize.one(e))
+    assert.are.equal(e, normalize.one({ e }))
+    -- keys normalization ignores are ignored: only urls, username, credential are read
+    local extra = { urls = URLS, username = USER, credential = SECRET, extra = 1 }
+    assert.are.equal(extra, normalize.one(extra))
+  end)
+
+  it("is nil when anything is not as normalization would leave it", function()
+    local cases = {
+      { { urls = URLS, username = USER, password = SECRET } },
+      { { urls = URLS, username = USER, credential = SECRET }, nil,
+        { urls = { "turn:u.example" }, username = USER, credential = SECRET } },
+      { { urls = URLS, username = USER, credential = SECRET }, extra = 1 },
+      { { urls = { "TURN:t.example:3478" }, username = USER, credential = SECRET } },
+      { { urls = { "turn:t.example", "turn:t.example" }, username = USER, credential = SECRET } },
+      { { urls = { "stun:s.example" }, username = USER, credential = SECRET } },
+      { { urls = URLS, url = "turn:v.example", username = USER, credential = SECRET } },
+      { { urls = URLS, uris = "turn:v.example", username = USER, credential = SECRET } },
+      { { urls = URLS, username = "", credential = SECRET } },
+      { { urls = URLS, username = USER, credential = 7 } },
+      { setmetatable({ urls = URLS, username = USER, credential = SECRET }, {}) },
+      {},
+    }
+    for i, answer in ipairs(cases) do
+      assert.is_nil(normalize.one(answer), "case " .. i)
+      if i ~= 2 and i ~= 3 and answer[1] then -- the list is what is wrong with those two
+        assert.is_nil(normalize.one(answer[1]), "case " .. i .. "'s entry")
+      end
+      for _, e in ipairs((normalize.answer(answer))) do
+        for k in pairs(e) do
+          assert.truthy(k == "urls" or k == "username" or k == "credential", "case " .. i)
+        end
+      end
+    end
+    -- an answer with a hole keeps what follows it
+    assert.are.equal(2, #normalize.answer(cases[2]))
+    assert.is_nil(normalize.one("turn:t.example"))
+  end)
+
+  it("leaves normalize.answer's list the broker's own, the empty answer aside", function()
     local answer = { { urls = URLS, username = USER, credential = SECRET } }
     local list, dropped, turn = normalize.answer(answer)
-    assert.are.equal(answer, list)
+    assert.are_not.equal(answer, list)
+    assert.are.same(answer, list)
     assert.are.same({}, dropped)
     assert.is_true(turn)
     local empty = {}
@@ -421,31 +463,6 @@ describe("normalize.answer of an answer that is canonical already", function()
     assert.are.equal(empty, list)
     assert.are.same({}, dropped)
     assert.is_false(turn)
-  end)
-
-  it("normalizes it when anything is not as normalization would leave it", function()
-    local cases = {
-      { { urls = URLS, username = USER, credential = SECRET, extra = 1 } },
-      { { urls = URLS, username = USER, password = SECRET } },
-      { { urls = URLS, username = USER, credential = SECRET }, nil,
-        { urls = { "turn:u.example" }, username = USER, credential = SECRET } },
-      { { urls = { "TURN:t.example:3478" }, username = USER, credential = SECRET } },
-      { { urls = { "turn:t.example", "turn:t.example" }, username = USER, credential = SECRET } },
-      { { urls = { "stun:s.example" }, username = USER, credential = SECRET } },
-      { { urls = URLS, url = "turn:v.example", username = USER, credential = SECRET } },
-      { { urls = URLS, username = "", credential = SECRET } },
-    }
-    for i, answer in ipairs(cases) do
-      local list = normalize.answer(answer)
-      assert.are_not.equal(answer, list, "case " .. i)
-      for _, e in ipairs(list) do
-        for k in pairs(e) do
-          assert.truthy(k == "urls" or k == "username" or k == "credential", "case " .. i)
-        end
-      end
-    end
-    -- an answer with a hole keeps what follows it
-    assert.are.equal(2, #normalize.answer(cases[3]))
   end)
 
   it("says whether what is left has credentials", function()

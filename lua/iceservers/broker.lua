@@ -4,14 +4,17 @@ checks the user, walks the chain in order (a shared provider through the
 cache, every provider through its backoff), and decides the fallback.  It
 returns one result record:
 
-  list      the provider's entries, normalized (the fallback's: none)
+  list      the provider's entries, normalized (the fallback's: none); or
+  urls, username, credential   those of the provider's one TURN entry
+            (coturn's, static's), read from its answer and not kept, so a
+            request keeps no table of its own (LuaJIT sinks it)
   provider  the name of the provider that served ("stun" for the fallback)
   ttl, expires   seconds left and Unix time, when the list has credentials
   stale     true: a cached answer served while its refresh fails
   errors    the fallback served: one line per provider
   memo_by   what the renderer may key what it computes by: "list" (a cached
             answer's list, the same table until it is refreshed), "urls"
-            (the provider's own URL tables, as coturn's), or nil
+            (the one entry's URL table: the provider's, as coturn's), or nil
 
 broker:get composes fresh tables from it and broker:json renders it
 (iceservers.render); neither walks the chain.
@@ -118,15 +121,23 @@ function Broker:ask(link, user, req, now)
     state = self.cache:get(link.backoff_key)
     if cache.blocked(state, now) then return nil, blocked(state, now) end
   end
-  local list, ttl, expires, turn, own = contract.call(link, user, req, now)
-  if not list then return nil, self:failed(link, state, now, ttl, expires) end
+  local answer, ttl, expires, turn, one = contract.call(link, user, req, now)
+  if not answer then return nil, self:failed(link, state, now, ttl, expires) end
   if state then self.cache:set(link.backoff_key, nil) end
-  local memo_by = own and "urls" or nil
+  local left
   expires = turn and (expires or (ttl and now + ttl))
-  if not expires then return { list = list, provider = link.name, memo_by = memo_by } end
-  expires = floor(expires)
-  return { list = list, provider = link.name, memo_by = memo_by, expires = expires,
-    ttl = expires - floor(now) }
+  if expires then
+    expires = floor(expires)
+    left = expires - floor(now)
+  else
+    expires = nil
+  end
+  -- every field in the constructor: a key added later would cost a call
+  if one then
+    return { urls = answer.urls, username = answer.username, credential = answer.credential,
+      provider = link.name, memo_by = "urls", expires = expires, ttl = left }
+  end
+  return { list = answer, provider = link.name, expires = expires, ttl = left }
 end
 
 -- A cached answer (or one just cached) as a result.
@@ -167,7 +178,10 @@ end
 -- user) and caches a TURN answer; serves the stale entry when that fails.
 function Broker:refresh(link, entry, state, now)
   local store = self.cache
-  local list, ttl, expires, turn = contract.call(link, nil, NO_REQ, now)
+  local list, ttl, expires, turn, one = contract.call(link, nil, NO_REQ, now)
+  if one then -- the cache keeps a list of what is read of the entry, no more
+    list = { { urls = list.urls, username = list.username, credential = list.credential } }
+  end
   local t = self.ctx.now()
   local res
   if list then

@@ -156,25 +156,31 @@ end
 --[[
 One call of a provider's get, and what the contract asks of its answer:
 normalized, with a TURN entry (but from a STUN provider), its lifetime
-checked.  Returns list, ttl, expires, turn (it has credentials), own (the
-list is the provider's own tables, canonical already); or nil, why,
-retry_after.
+checked.  Returns answer, ttl, expires, turn (it has credentials), one; or
+nil, why, retry_after.  With one true, answer is the provider's one TURN
+entry (normalize.one: canonical), to read and not to keep (a provider may
+build it per call); else answer is a normalized list, the broker's own.
 ]]
 function M.call(link, user, req, now)
   local ok, servers, ttl, expires = pcall(link.get, link.ctx, user, link.opts, req)
   if not ok then return nil, "failed: " .. tostring(servers) end
   if servers == nil then return nil, ttl or "no answer", tonumber(expires) end
-  local list, dropped, turn = normalize.answer(servers)
-  if dropped[1] then log_dropped(link, dropped, now) end
-  if not turn then
-    if link.kind ~= "stun" then return nil, no_turn(dropped) end
-    return list -- a STUN-only answer has no lifetime to check (it reports none)
+  local answer = normalize.one(servers)
+  local one = answer ~= nil
+  if not one then
+    local dropped, turn
+    answer, dropped, turn = normalize.answer(servers)
+    if dropped[1] then log_dropped(link, dropped, now) end
+    if not turn then
+      if link.kind ~= "stun" then return nil, no_turn(dropped) end
+      return answer -- a STUN-only answer has no lifetime to check (it reports none)
+    end
   end
   if ttl ~= nil or expires ~= nil then
     ok, ttl, expires = M.lifetime(ttl, expires, now, link.max_ttl, link.top_ttl)
     if not ok then return nil, ttl end
   end
-  return list, ttl, expires, true, list == servers
+  return answer, ttl, expires, true, one
 end
 
 return M

@@ -470,39 +470,42 @@ local function is_canonical_turn(urls)
   return ok
 end
 
--- One entry that is what normalization would make of it: urls (a canonical
--- TURN list), a username, a credential and no other key.  No loop: LuaJIT
--- then compiles a request served by such a provider as one trace.
-local function is_canonical_entry(e)
-  if type(e) ~= "table" or getmetatable(e) ~= nil then return false end
-  local u, c, urls = e.username, e.credential, e.urls -- no metatable: raw reads
-  if type(u) ~= "string" or u == "" or type(c) ~= "string" or c == "" then return false end
-  if type(urls) ~= "table" then return false end
-  -- those three keys are there: a fourth would be the third's next
-  local k = next(e)
-  k = next(e, k)
-  if next(e, next(e, k)) ~= nil then return false end
-  return is_canonical_turn(urls)
-end
-
 local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
 --[[
-For a provider's answer: returns list, dropped, turn.  dropped holds one
-reason per URL or entry left out; turn is whether an entry has TURN
-credentials.  An answer that is canonical already (none, or one entry as
-is_canonical_entry) is returned as it is, at the cost of a table lookup.
+t itself when it is one TURN entry object (not an array) that normalizing
+would give back unchanged but for its other keys, which normalizing ignores
+too: a canonical `urls` table (checked once per table), no `url` or `uris`,
+a username and a credential; else nil.  Its fields are read, the table is
+never kept or walked (no next(), no loop): LuaJIT then keeps a request
+served by such a provider (coturn, static) off the heap, in one trace.
+]]
+function M.entry(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil then return nil end
+  local u, c, urls = t.username, t.credential, t.urls -- no metatable: raw reads
+  if type(u) ~= "string" or u == "" or type(c) ~= "string" or c == "" then return nil end
+  if type(urls) ~= "table" or t.url ~= nil or t.uris ~= nil then return nil end
+  return is_canonical_turn(urls) and t or nil
+end
+
+-- The one TURN entry of an answer that is such an entry, or a list of only
+-- that entry (holes and other keys ruled out: the list's next of 1 is
+-- nil); else nil.
+function M.one(t)
+  local e = M.entry(t)
+  if e or type(t) ~= "table" or getmetatable(t) ~= nil then return e end
+  e = t[1]
+  return e ~= nil and next(t, 1) == nil and M.entry(e) or nil
+end
+
+--[[
+For a provider's answer: returns list, dropped, turn.  list is the broker's
+own (an empty answer aside, returned as it is); dropped holds one reason per
+URL or entry left out; turn is whether an entry has TURN credentials.
 ]]
 function M.answer(entries)
   if type(entries) ~= "table" then return {}, { "answer is not a list" }, false end
-  if getmetatable(entries) == nil then
-    local e = entries[1] -- no metatable: a raw read
-    if e == nil then
-      if next(entries) == nil then return entries, NONE, false end
-    elseif next(entries, 1) == nil and is_canonical_entry(e) then
-      return entries, NONE, true
-    end
-  end
+  if getmetatable(entries) == nil and next(entries) == nil then return entries, NONE, false end
   -- Some providers answer with one RTCIceServer object instead of a list.
   if is_single_entry(entries) then entries = { entries } end
   local ok, ctx = pcall(run, entries)

@@ -15,9 +15,9 @@ the identity of the tables it comes from, which never change (a provider's
 tables are the broker's to keep; normalized ones are the broker's own):
   a list (res.memo_by "list": a cached answer's, or the fallback's):
       its webrtc array text, its rest parts, its servers table to copy
-  a URL table (res.memo_by "list" or "urls": the provider's own tables, as
-      coturn's configured URLs): the URLs kept, as JSON, the text up to a
-      username of an answer of that one entry
+  a URL table (res.memo_by "list", or "urls": that of a result's one entry,
+      the provider's own, as coturn's configured URLs): the URLs kept, as
+      JSON, the text up to a username of an answer of that one entry
   TAIL: the last ttl and expires written, and their text (they change once
       a second, not once a request)
 ]]
@@ -127,21 +127,24 @@ function Render:tail(ttl, expires, degraded)
   return text
 end
 
+-- The entries of a result: its list, or a list of its one entry.
+local function list_of(res)
+  return res.list or { { urls = res.urls, username = res.username, credential = res.credential } }
+end
+
 -- webrtc: '{"iceServers":[...]' and the tail.
 function Render:webrtc(res)
-  local list, by = res.list, res.memo_by
+  if res.username then -- the one entry of coturn, static: only its text is new
+    local head = self:head(res.urls)
+    if head then
+      local u, c = quote(res.username, res.credential)
+      return head .. u .. ',"credential":' .. c .. "}]" .. self:tail(res.ttl, res.expires)
+    end
+  end
+  local list, by = list_of(res), res.memo_by
   local r = by == "list" and self:record(list)
   local array = r and r.webrtc
   if not array then
-    -- a list of one entry with credentials (coturn's, static's)
-    local e = by == "urls" and list[2] == nil and list[1]
-    if e then
-      local head = e.username and e.credential and self:head(e.urls)
-      if head then
-        local u, c = quote(e.username, e.credential)
-        return head .. u .. ',"credential":' .. c .. "}]" .. self:tail(res.ttl, res.expires)
-      end
-    end
     array = self:servers_json(list, by ~= nil)
     if r then r.webrtc = array end
   end
@@ -151,10 +154,11 @@ end
 -- rest: the TURN entries are kept whole, so the text of the list is that of
 -- the list as served.
 function Render:rest(res)
-  local r = res.memo_by == "list" and self:record(res.list)
+  local list = list_of(res)
+  local r = res.memo_by == "list" and self:record(list)
   local head, uris = r and r.rest_head, r and r.rest_uris
   if not head then
-    head, uris = encode.rest_parts(res.list)
+    head, uris = encode.rest_parts(list)
     if not head then return nil, uris end
     if r then r.rest_head, r.rest_uris = head, uris end
   end
@@ -217,7 +221,7 @@ function Render:tables(res)
   else
     meta = { provider = res.provider, stale = res.stale, expires = res.expires, ttl = res.ttl }
   end
-  return self:servers(res.list, res.memo_by), meta
+  return self:servers(list_of(res), res.memo_by), meta
 end
 
 return M

@@ -44,9 +44,9 @@ local function opaque_id(crypto, opts, secret, user)
   return (crypto.b64encode(opts.id_signer:digest(user)):gsub("[+/=]", B64URL))
 end
 
--- The one credential of an answer, its entry in the list of one that get
--- returns (opts.urls, the same canonical table each time: the broker checks
--- and renders it once), its ttl and expires; or nil, err.  What opts keeps
+-- The one credential of an answer: its entry (opts.urls, the same canonical
+-- table each time: the broker checks and renders it once; the entry itself
+-- the broker only reads), its ttl and expires; or nil, err.  What opts keeps
 -- is this broker's state, the same for every request: the signer of the
 -- current secret, the text of the current expiry.
 local function get(ctx, user, opts)
@@ -62,7 +62,7 @@ local function get(ctx, user, opts)
   if user and opts.opaque then user = opaque_id(ctx.crypto, opts, list[1], user) end
   local username = user and (opts.stamp .. ":" .. user) or opts.stamp
   local password = opts.signer:b64digest(username)
-  return { { urls = opts.urls, username = username, credential = password } }, opts.ttl, expires
+  return { urls = opts.urls, username = username, credential = password }, opts.ttl, expires
 end
 
 local function configure_user_id(opts)

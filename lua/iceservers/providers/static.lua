@@ -14,10 +14,11 @@ return {
       error("TURN_USERNAME and TURN_PASSWORD must not be empty", 0)
     end
     opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
+    opts.entry = { urls = opts.urls, username = opts.username, credential = opts.password }
     return opts
   end,
-  -- the same canonical URL table each time: checked and rendered once
+  -- the same entry each time: its URLs are checked and rendered once
   get = function(_, _, opts)
-    return { { urls = opts.urls, username = opts.username, credential = opts.password } }, opts.ttl
+    return opts.entry, opts.ttl
   end,
 }
