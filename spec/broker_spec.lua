@@ -963,7 +963,8 @@ describe("a provider's one TURN entry (what coturn and static answer)", function
   setup(function()
     tmp = fx.tmp()
     -- _G.one_entry(user) makes each answer: an entry built per call, as coturn's
-    tmp.file("single.lua", [[return { get = function(_, user) return _G.one_entry(user), 600 end }]])
+    tmp.file("single.lua",
+      [[return { get = function(_, user) return _G.one_entry(user), 600 end }]])
     tmp.file("single_shared.lua",
       [[return { shared = true, get = function() return _G.one_entry(), 600 end }]])
   end)
