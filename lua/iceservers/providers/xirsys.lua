@@ -5,9 +5,7 @@
 -- lifetime can be asked or is reported: ICESERVERS_CACHE_TTL applies.
 local rest = require "iceservers.rest"
 
-local function said(doc)
-  return type(doc.v) == "string" and doc.v or nil
-end
+local function said(doc) return type(doc.v) == "string" and doc.v or nil end
 
 return {
   options = {

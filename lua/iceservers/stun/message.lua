@@ -210,6 +210,15 @@ local function adds_itself(what)
   end
 end
 
+-- A decoder of a value of exactly n bytes.
+local function sized(n, read)
+  return function(raw)
+    if #raw ~= n then return nil, #raw .. " bytes, not " .. n end
+    return read(raw)
+  end
+end
+local decode_u32 = sized(4, function(raw) return u32(raw, 1) end)
+
 local KINDS = {
   string = {
     decode = function(raw) return raw end,
@@ -226,10 +235,7 @@ local KINDS = {
     encode = function(v, tid, what) return encode_address(v, M.COOKIE .. tid, what) end,
   },
   u32 = {
-    decode = function(raw)
-      if #raw ~= 4 then return nil, #raw .. " bytes, not 4" end
-      return u32(raw, 1)
-    end,
+    decode = decode_u32,
     encode = function(v, _, what)
       if not is_int(v, 0, 4294967295) then error(what .. ": expected an integer 0-2^32-1", 0) end
       return be32(v)
@@ -271,27 +277,18 @@ local KINDS = {
     end,
   },
   transport = { -- the protocol number, then 3 reserved bytes
-    decode = function(raw)
-      if #raw ~= 4 then return nil, #raw .. " bytes, not 4" end
-      return byte(raw, 1)
-    end,
+    decode = sized(4, function(raw) return byte(raw, 1) end),
     encode = function(v, _, what)
       if not is_int(v, 0, 255) then error(what .. ": expected a protocol number 0-255", 0) end
       return char(v) .. "\0\0\0"
     end,
   },
   mac = {
-    decode = function(raw)
-      if #raw ~= 20 then return nil, #raw .. " bytes, not 20" end
-      return raw
-    end,
+    decode = sized(20, function(raw) return raw end),
     encode = adds_itself("MESSAGE-INTEGRITY"),
   },
   crc = {
-    decode = function(raw)
-      if #raw ~= 4 then return nil, #raw .. " bytes, not 4" end
-      return u32(raw, 1)
-    end,
+    decode = decode_u32,
     encode = adds_itself("FINGERPRINT"),
   },
 }
