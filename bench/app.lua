@@ -24,6 +24,8 @@ once per worker, as a deployment would.
       of iceservers (connections kept alive), answers "rate=... n=..."
   B6  /lua-heap: the worker's Lua heap in KiB (collectgarbage "count")
       /versions: nginx, lua-nginx-module and LuaJIT versions
+  B7  /b7: POST a list of URLs and credentials: probe.list of them at once
+      (ngx threads, cosockets), with the time it took and the worker's CPU
 ]]
 local common = require "bench.common"
 local core = require "iceservers.core"
@@ -155,6 +157,30 @@ function M.b5()
     elapsed = core.monotonic() - t0
   until elapsed >= seconds
   ngx.say(("rate=%.0f n=%d"):format(n / elapsed, n))
+end
+
+-- B7: POST {"items": [{"url": U, "username": N, "credential": C}], "timeout": T}:
+-- probe.list of them at once (ngx threads, cosockets), answered with
+-- {"took": s, "cpu_ms": ms of the worker's CPU, "results": [{ok, stage, exchanges}]}.
+function M.probe()
+  local probe = require "iceservers.stun.probe"
+  local net = require "iceservers.stun.net_ngx"
+  ngx.req.read_body()
+  local job = cjson.decode(ngx.req.get_body_data())
+  local items = {}
+  for i, it in ipairs(job.items) do
+    items[i] = { url = it.url, credential = it.username
+      and { username = it.username, credential = it.credential } or nil }
+  end
+  local cpu0, t0 = os.clock(), core.monotonic()
+  local results = probe.list(items, { net = net, crypto = core, now = core.monotonic,
+    timeout = job.timeout, run = net.run })
+  local took, cpu = core.monotonic() - t0, os.clock() - cpu0
+  local out = {}
+  for i, r in ipairs(results) do
+    out[i] = { ok = r.ok, stage = r.stage, exchanges = r.exchanges, error = r.error }
+  end
+  ngx.say(cjson.encode { took = took, cpu_ms = cpu * 1000, results = out })
 end
 
 function M.lua_heap()

@@ -1,5 +1,5 @@
 --[[
-make bench: the benchmarks of bench/README (the B1..B6 of the issue), every
+make bench: the benchmarks of bench/README (B1..B7), every
 figure taken RUNS times (5 by default), the variants compared against each
 other run one after another inside each round, so that a slow moment of this
 shared machine hits all of them.  Prints the table and writes
@@ -7,7 +7,8 @@ bench/RESULTS.md: the machine, the date, the versions, min / median / max of
 every figure, and each ratio as the median of its per-round ratios with their
 spread.  Everything runs on loopback: an upstream nginx (the provider API
 mock and the HTTPS server), an nginx with one worker (B1 inside nginx, B3,
-B5's cosocket client, B6), an nginx with two workers (B4).
+B5's cosocket client, B6, B7's prober), an nginx with two workers (B4);
+B7 starts ten coturns.
 
   lua5.4 bench/run.lua [--runs N] [--only B1,B3] [--seconds S] [--out FILE]
   lua5.4 bench/run.lua --serve SECONDS
@@ -15,8 +16,8 @@ B5's cosocket client, B6), an nginx with two workers (B4).
 --seconds scales every timed run (default 1).  --serve starts the servers,
 prints their URLs and directories, and keeps them up that long, or until a
 file named stop appears in the first directory printed (to profile a
-location by hand: perf, or the nginx.conf re-run under valgrind).  Needs the cores of both ABIs
-built, build/bench/ceiling, and the packages of scripts/bench-deps.sh (the
+location by hand; bench/callgrind.lua counts B3's instructions).  Needs the
+cores of both ABIs built, build/bench/ceiling, and the packages of scripts/bench-deps.sh (the
 Makefile's bench target does all that first).
 ]]
 package.path = "spec/?.lua;lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
@@ -212,6 +213,7 @@ local function start_servers()
     location ^~ /b4/ { content_by_lua_block { require("bench.app").b4() } }
     location = /drive { content_by_lua_block { require("bench.app").drive() } }
     location = /b5 { content_by_lua_block { require("bench.app").b5() } }
+    location = /b7 { content_by_lua_block { require("bench.app").probe() } }
     location = /lua-heap { content_by_lua_block { require("bench.app").lua_heap() } }
     location = /versions { content_by_lua_block { require("bench.app").versions() } }
   ]]
@@ -511,11 +513,179 @@ end
     opt.runs, heap0, heap1))
 end
 
+-- B7: the prober.  Real coturns on loopback (several addresses each), silent
+-- UDP sockets (held by this process, never read) for servers that never answer.
+local function b7()
+  local coturn = require "support.coturn"
+  local socket = require "socket"
+  local SECRET = common.SECRET
+  local IPS = { "127.0.0.1", "127.0.0.2", "127.0.0.3" }
+  local NGX_TIMEOUT, CLI_TIMEOUT = 1, 2
+  local servers, silent = {}, {}
+  local signer = core.hmac_key("sha1", SECRET)
+  local n_user = 0
+  local function cred()
+    n_user = n_user + 1
+    local username = ("%d:b7-%d"):format(os.time() + 3600, n_user)
+    return username, signer:b64digest(username)
+  end
+  local ok, err = pcall(function()
+    for i = 1, 10 do
+      servers[i] = coturn.start { secrets = { SECRET }, verbose = false, ips = IPS }
+    end
+    for i = 1, 10 do
+      local u = assert(socket.udp())
+      assert(u:setsockname("127.0.0.1", 0))
+      silent[i] = u
+    end
+    local function silent_port(i) return select(2, silent[i]:getsockname()) end
+
+    -- one probe at a time, as the CLI probes (LuaSocket)
+    local single = {}
+    for _, interp in ipairs { "lua5.4", "luajit" } do
+      single[interp] = function()
+        return fields(run(("%s bench/probe.lua %d %s 50"):format(interp, servers[1].port,
+          sh.quote(SECRET))), "cpu_ms")
+      end
+    end
+    -- 100 URLs inside nginx: 90 on the coturns (TURN over UDP and TCP, STUN), 10 silent
+    local items = {}
+    for _, srv in ipairs(servers) do
+      for _, ip in ipairs(IPS) do
+        for _, url in ipairs { ("turn:%s:%d?transport=udp"):format(ip, srv.port),
+          ("turn:%s:%d?transport=tcp"):format(ip, srv.port),
+          ("stun:%s:%d"):format(ip, srv.port) } do
+          local item = { url = url }
+          if url:find("^turn") then item.username, item.credential = cred() end
+          items[#items + 1] = item
+        end
+      end
+    end
+    for i = 1, 10 do
+      local u, c = cred()
+      items[#items + 1] = { url = ("turn:127.0.0.1:%d?transport=udp"):format(silent_port(i)),
+        username = u, credential = c }
+    end
+    local function in_nginx()
+      local got = cjson.decode(fetch(app:url("/b7"), { method = "POST",
+        body = cjson.encode { items = items, timeout = NGX_TIMEOUT } }))
+      local good, timed_out = 0, 0
+      for i, r in ipairs(got.results) do
+        if i <= 90 and r.ok then good = good + 1 end
+        if i > 90 and not r.ok and r.stage == "timeout" then timed_out = timed_out + 1 end
+      end
+      if good ~= 90 or timed_out ~= 10 then
+        error(("bench: B7 in nginx: %d of 90 probes worked, %d of 10 silent ones timed out")
+          :format(good, timed_out))
+      end
+      return got
+    end
+    -- the CLI: 12 URLs of the configured chain, 4 of them silent
+    local a, b = servers[1], servers[2]
+    local turn = { ("turn:127.0.0.1:%d?transport=udp"):format(a.port),
+      ("turn:127.0.0.1:%d?transport=tcp"):format(a.port),
+      ("turn:127.0.0.2:%d?transport=udp"):format(b.port),
+      ("turn:127.0.0.2:%d?transport=tcp"):format(b.port),
+      ("turn:127.0.0.1:%d?transport=udp"):format(silent_port(1)),
+      ("turn:127.0.0.1:%d?transport=udp"):format(silent_port(2)) }
+    local stun = { ("stun:127.0.0.1:%d"):format(a.port), ("stun:127.0.0.3:%d"):format(a.port),
+      ("stun:127.0.0.2:%d"):format(b.port), ("stun:127.0.0.3:%d"):format(b.port),
+      ("stun:127.0.0.1:%d"):format(silent_port(3)), ("stun:127.0.0.1:%d"):format(silent_port(4)) }
+    local cli_cmd = ("env -i PATH=/usr/bin:/bin TURN_PROVIDER=coturn TURN_SECRET=%s "
+      .. "TURN_URLS=%s STUN_URLS=%s lua5.4 bin/iceservers probe --user bench --timeout %d")
+      :format(sh.quote(SECRET), sh.quote(table.concat(turn, ",")),
+        sh.quote(table.concat(stun, ",")), CLI_TIMEOUT)
+    local function cli()
+      local t0 = core.monotonic()
+      local _, out, code = sh.run(cli_cmd)
+      local took = core.monotonic() - t0
+      if code ~= 1 or not out:find("8 of 12 URLs work", 1, true) then
+        error(("bench: B7 CLI (exit %s):\n%s"):format(tostring(code), out))
+      end
+      return took
+    end
+    -- for context only: coturn's own clients
+    local function uclient()
+      local u, c = cred()
+      local done, out, info = coturn.allocate { port = a.port, user = u, password = c }
+      if not done then error("bench: B7 turnutils_uclient failed:\n" .. tostring(out)) end
+      return info.seconds
+    end
+    local function stunclient()
+      local t0 = core.monotonic()
+      local done, out = sh.run(("turnutils_stunclient -p %d 127.0.0.1 2>&1"):format(a.port))
+      if not done then error("bench: B7 turnutils_stunclient failed:\n" .. out) end
+      return core.monotonic() - t0
+    end
+
+    local v = { udp54 = {}, tcp54 = {}, cpu54 = {}, udpjit = {}, tcpjit = {}, cpujit = {},
+      exchanges = {}, ngx_took = {}, ngx_cpu = {}, cli_took = {}, uclient = {}, stunclient = {} }
+    local lo, hi = math.huge, 0
+    for _ = 1, opt.runs do
+      for interp, key in pairs { ["lua5.4"] = "54", luajit = "jit" } do
+        local f = single[interp]()
+        table.insert(v["udp" .. key], f.udp_ms)
+        table.insert(v["tcp" .. key], f.tcp_ms)
+        table.insert(v["cpu" .. key], f.cpu_ms)
+        if f.udp_ok ~= 50 or f.tcp_ok ~= 50 then
+          error("bench: B7 single probes did not all allocate and release: " .. cjson.encode(f))
+        end
+        for x in (f.udp_exchanges .. "-" .. f.tcp_exchanges):gmatch("%d+") do
+          lo, hi = math.min(lo, tonumber(x)), math.max(hi, tonumber(x))
+        end
+      end
+      local got = in_nginx()
+      table.insert(v.ngx_took, got.took / NGX_TIMEOUT)
+      table.insert(v.ngx_cpu, got.cpu_ms / #items)
+      table.insert(v.cli_took, cli() / CLI_TIMEOUT)
+      table.insert(v.uclient, uclient())
+      table.insert(v.stunclient, stunclient() * 1000)
+    end
+    record("b7.udp54", "B7", "one TURN probe over UDP (3 exchanges), Lua 5.4", "ms", v.udp54)
+    record("b7.tcp54", "B7", "one TURN probe over TCP (3 exchanges), Lua 5.4", "ms", v.tcp54)
+    record("b7.udpjit", "B7", "one TURN probe over UDP (3 exchanges), LuaJIT", "ms", v.udpjit)
+    record("b7.tcpjit", "B7", "one TURN probe over TCP (3 exchanges), LuaJIT", "ms", v.tcpjit)
+    record("b7.cpu54", "B7", "CPU per TURN probe, Lua 5.4 (LuaSocket)", "ms", v.cpu54)
+    record("b7.cpujit", "B7", "CPU per TURN probe, LuaJIT (LuaSocket)", "ms", v.cpujit)
+    record("b7.ngx_cpu", "B7", "CPU per probe inside nginx (100 at once, 10 silent)", "ms",
+      v.ngx_cpu)
+    record("b7.ngx_took", "B7", "inside nginx: 100 URLs (10 silent), time / the timeout",
+      "× timeout", v.ngx_took)
+    record("b7.cli_took", "B7", "iceservers probe: 12 URLs (4 silent), time / the timeout",
+      "× timeout", v.cli_took)
+    record("b7.stunclient", "B7", "for context: turnutils_stunclient, one Binding (the process)",
+      "ms", v.stunclient)
+    record("b7.uclient", "B7", "for context: turnutils_uclient -y -n 1 -m 1 (waits 1-6 s first)",
+      "s", v.uclient)
+    ratios[#ratios + 1] = { bench = "B7", label = "exchanges of one TURN probe on loopback "
+      .. "(every probe of every run, UDP and TCP)", absolute = hi, unit = "exchanges",
+      target = "exactly 3", met = lo == 3 and hi == 3 }
+    local ngx_max = results["b7.ngx_took"].stats.max
+    ratios[#ratios + 1] = { bench = "B7", label = "inside nginx, 100 URLs, 10 never answer: "
+      .. "time / the timeout (max over the runs)", absolute = ngx_max, unit = "× timeout",
+      target = "< 1.5×", met = ngx_max < 1.5 }
+    local cli_max = results["b7.cli_took"].stats.max
+    ratios[#ratios + 1] = { bench = "B7", label = "iceservers probe, 12 URLs, 4 never answer: "
+      .. "time / the timeout (max over the runs)", absolute = cli_max, unit = "× timeout",
+      target = "about 1× (not 4×): < 1.5×", met = cli_max < 1.5 }
+    notes.B7 = { ("10 coturns, each on %s; nginx probes with a %d s timeout (ngx threads, "
+      .. "cosockets), the CLI with %d s (one socket.select loop); a single probe is the median "
+      .. "of 50 in a row, each a new allocation, released"):format(table.concat(IPS, ", "),
+      NGX_TIMEOUT, CLI_TIMEOUT) }
+  end)
+  for _, u in ipairs(silent) do u:close() end
+  for _, srv in ipairs(servers) do srv:stop() end
+  if not ok then error(err, 0) end
+end
+
 ---------------------------------------------------------------------------
 -- the report
 
 local function human(x, unit)
   if unit == "%" then return ("%.2f %%"):format(x) end
+  if unit == "ms" or unit == "s" then return ("%.2f"):format(x) end
+  if unit == "× timeout" then return ("%.2f×"):format(x) end
+  if unit == "exchanges" then return ("%d"):format(x) end
   if unit == "calls" then return ("%d"):format(x) end
   if x >= 1e6 then return ("%.2f M"):format(x / 1e6) end
   if x >= 1e4 then return ("%.1f k"):format(x / 1e3) end
@@ -603,7 +773,7 @@ local function report(info, load_start, load_end, elapsed)
   for _, r in ipairs(ratios) do
     if not r.target then both(("- %s %s: %s"):format(r.bench, r.label, ratio_text(r))) end
   end
-  for _, b in ipairs { "B3", "B4", "B5", "B6" } do
+  for _, b in ipairs { "B3", "B4", "B5", "B6", "B7" } do
     for _, line in ipairs(notes[b] or {}) do both(("- %s %s"):format(b, line)) end
   end
   for _, f in ipairs(failures) do both("- **failed**: " .. f) end
@@ -649,7 +819,7 @@ end
 local ok, err = pcall(function()
   start_servers()
   for _, b in ipairs { { "B1", b1 }, { "B2", b2 }, { "B3", b3 }, { "B4", b4 }, { "B5", b5 },
-    { "B6", b6 } } do
+    { "B6", b6 }, { "B7", b7 } } do
     if wanted(b[1]) then
       log("%s: %d runs", b[1], opt.runs)
       local done, why = pcall(b[2])

@@ -9,8 +9,10 @@ username))) against the server that checks them.
     realm = "iceservers.test",  -- default "iceservers.test"
     verbose = true,             -- default true: session lines in the log
     tls = true,                 -- default false: also a TLS listener (turns:)
+    ips = { "127.0.0.1", "127.0.0.2" }, -- default { "127.0.0.1" }: listening
+                                -- addresses (loopback), all on t.port
   }
-  t.port, t.dir, t.pid, t.min_port, t.max_port
+  t.port, t.dir, t.pid, t.min_port, t.max_port, t.ips
   t.tls_port, t.ca_file, t.cert_file, t.key_file  -- with tls (else nil)
   t:log()                 -- the server log (turn.log) so far
   t:accepted(username)    -- true once the log records an ALLOCATE success for it
@@ -42,7 +44,7 @@ also waits for the TLS port to listen.
 
 The server runs in the foreground of a background shell job with a generated
 config in its own temp dir (its own sqlite userdb, pid file and log, no TLS
-unless asked, no CLI), listening on 127.0.0.1 only, relaying on 127.0.0.1
+unless asked, no CLI), listening on opts.ips (127.0.0.1), relaying on 127.0.0.1
 from a random 1000-port window of 40000-60000.  `start` returns once the UDP and TCP
 listeners are bound (deadline 10 s; the error carries the log tail).  Every
 command runs without LD_PRELOAD and *SAN_OPTIONS (sh.run_clean), so a
@@ -163,9 +165,9 @@ local function config(srv, opts)
   for _, secret in ipairs(opts.secrets) do
     lines[#lines + 1] = "static-auth-secret=" .. secret
   end
+  for _, ip in ipairs(srv.ips) do lines[#lines + 1] = "listening-ip=" .. ip end
   local more = {
     "realm=" .. srv.realm,
-    "listening-ip=127.0.0.1",
     "relay-ip=127.0.0.1",
     "listening-port=" .. srv.port,
     "min-port=" .. srv.min_port,
@@ -218,8 +220,13 @@ function M.start(opts)
   end
   local realm = opts.realm or "iceservers.test"
   assert(type(realm) == "string" and realm:match("^[%w%.%-]+$"), "support.coturn: bad realm")
+  local ips = opts.ips or { "127.0.0.1" }
+  for _, ip in ipairs(ips) do
+    assert(type(ip) == "string" and (ip:match("^127%.%d+%.%d+%.%d+$") or ip == "::1"),
+      "support.coturn: ips must be loopback addresses")
+  end
   local dir = sh.tmpdir("coturn")
-  local srv = setmetatable({ dir = dir, realm = realm }, Server)
+  local srv = setmetatable({ dir = dir, realm = realm, ips = ips }, Server)
   tls_files(srv, opts.tls)
   local last_log
   for attempt = 1, 4 do
