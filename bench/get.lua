@@ -7,9 +7,7 @@
 --   lua5.4|luajit bench/get.lua coturn|rest SECONDS [CALLS]
 --
 -- Prints "rate=<gets/s> n=<count> kb_before=<KiB> kb_after=<KiB>".
-local abi = _VERSION:match("%d+%.%d+")
-package.cpath = "build/" .. abi .. "/?.so;" .. package.cpath
-package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+dofile("bench/paths.lua")
 
 local iceservers = require "iceservers"
 local core = require "iceservers.core"

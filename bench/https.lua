@@ -12,8 +12,7 @@
 --
 -- Prints "rate=<requests/s> n=<count>".  (The cosocket transport runs the same
 -- loop inside nginx: bench/app.lua, /b5.)
-package.cpath = "build/5.4/?.so;" .. package.cpath
-package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+dofile("bench/paths.lua")
 
 local core = require "iceservers.core"
 

@@ -7,9 +7,7 @@
 -- (a new allocation).  Prints "<transport>_ms=<median wall ms>
 -- <transport>_exchanges=<min>-<max> <transport>_ok=<count>" for udp and tcp,
 -- and "cpu_ms=<CPU ms per probe>" (os.clock over all 2N).
-local abi = _VERSION:match("%d+%.%d+")
-package.cpath = "build/" .. abi .. "/?.so;" .. package.cpath
-package.path = "lua/?.lua;./?.lua;" .. package.path
+dofile("bench/paths.lua")
 
 local core = require "iceservers.core"
 local probe = require "iceservers.stun.probe"

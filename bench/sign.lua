@@ -7,9 +7,7 @@
 --
 -- Prints "rate=<credentials per second> n=<count> check=<password of user-1>".
 -- The same loop runs inside nginx for OpenResty's ngx.hmac_sha1 (bench/app.lua).
-local abi = _VERSION:match("%d+%.%d+")
-package.cpath = "build/" .. abi .. "/?.so;" .. package.cpath
-package.path = "lua/?.lua;./?.lua;" .. package.path
+dofile("bench/paths.lua")
 
 local core = require "iceservers.core"
 local common = require "bench.common"
