@@ -10,9 +10,11 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
  coturn valgrind clang-14 libclang-rt-14-dev wrk
- chromium janus iproute2"
+ chromium janus iproute2 prometheus"
 # lua-socket, lua-sec: the probe's transport outside nginx (optional at run
 # time, needed by its specs).
+# prometheus: promtool checks the metrics page, and a real Prometheus scrapes it
+# (spec/health_ngx_spec.lua).
 # janus: spec/janus_spec.lua runs Debian's Janus (turn_rest_api against the
 # example nginx) in a network namespace it makes with iproute2's `ip`.
 # Node.js and npm (for the browser test's playwright-core) from Debian only

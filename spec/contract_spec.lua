@@ -189,7 +189,17 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
   it("resolve with their defaults, and api_key from ICESERVERS_API_KEY", function()
     local o = assert(serve.resolve(nil, env {}))
     assert.are.same({ user_from_query = false, dict = "iceservers", lock_timeout = 5,
-      api_key = false }, o)
+      api_key = false, health_interval = 0, health_timeout = 2, health_fall = 2,
+      health_rise = 1, health_mode = "filter", health_providers = { "coturn", "static" } }, o)
+    -- every option with a variable takes it when opts leaves it out; opts wins
+    o = assert(serve.resolve({ health_fall = 5 }, env { ICESERVERS_HEALTH_INTERVAL = "30",
+      ICESERVERS_HEALTH_MODE = "observe", ICESERVERS_HEALTH_FALL = "3",
+      ICESERVERS_HEALTH_PROVIDERS = "coturn,metered", ICESERVERS_HEALTH_TIMEOUT = "" }))
+    assert.are.equal(30, o.health_interval)
+    assert.are.equal("observe", o.health_mode)
+    assert.are.equal(5, o.health_fall)
+    assert.are.equal(2, o.health_timeout) -- empty: unset
+    assert.are.same({ "coturn", "metered" }, o.health_providers)
     assert.are.equal("k", assert(serve.resolve({}, env { ICESERVERS_API_KEY = "k" })).api_key)
     assert.are.equal("mine", assert(serve.resolve({ api_key = "mine" },
       env { ICESERVERS_API_KEY = "k" })).api_key)
@@ -207,6 +217,14 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
       { { api_key = 42 }, "opts.api_key is a number: it must be a non-empty string" },
       { { user = "header" }, "opts.user must be a function" },
       { { lock_timeout = 0 }, "opts.lock_timeout must be a positive number of seconds" },
+      { { health_interval = 0.5 }, "opts.health_interval must be 0 (off) or at least 1 second" },
+      { {}, "ICESERVERS_HEALTH_INTERVAL must be 0 (off) or at least 1 second",
+        { ICESERVERS_HEALTH_INTERVAL = "soon" } },
+      { {}, "ICESERVERS_HEALTH_FALL must be a whole number 1 .. 100",
+        { ICESERVERS_HEALTH_FALL = "0" } },
+      { { health_rise = 1.5 }, "opts.health_rise must be a whole number 1 .. 100" },
+      { {}, "ICESERVERS_HEALTH_MODE must be filter or observe",
+        { ICESERVERS_HEALTH_MODE = "drop" } },
       { {}, "ICESERVERS_API_KEY is set but empty (unset it for no key)",
         { ICESERVERS_API_KEY = "" } },
     } do
@@ -220,7 +238,8 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
     local names = {}
     for _, s in ipairs(serve.LIST) do names[#names + 1] = s.name end
     assert.are.same({ "user", "user_from_query", "api_key", "cors_origin", "dict",
-      "lock_timeout" }, names)
+      "lock_timeout", "health_interval", "health_timeout", "health_fall", "health_rise",
+      "health_mode", "health_providers" }, names)
     assert.is_string(cjson.encode(serve.LIST))
   end)
 end)

@@ -12,6 +12,11 @@ returns one result record:
   ttl, expires   seconds left and Unix time, when the list has credentials
   stale     true: a cached answer served while its refresh fails
   errors    the fallback served: one line per provider
+  unverified  every TURN provider's URLs are down in this node's view, and
+            the first one's answer is served as it is (fail open): the
+            providers' errors, one line each
+  stun      the broker's STUN URLs that are up, when some are down (else nil:
+            all of them)
   memo_by   what the renderer may key what it computes by: "list" (a cached
             answer's list, the same table until it is refreshed), "urls"
             (the one entry's URL table: the provider's, as coturn's), or nil
@@ -256,6 +261,90 @@ function Broker:warn_degraded(summary, now)
   self.ctx.log("warn", summary .. "; serving STUN only" .. more)
 end
 
+--[[
+Health (settings.health, a function(url) -> false when the URL is down): a
+result with the down URLs left out, and the entries left without one; or
+nil, why when no TURN URL is left.  A table of URLs with none down is kept
+as it is (the renderer's memo stays valid), and one with some down is made
+once per set of down URLs, so its text is memoized too.
+]]
+local function kept_urls(self, urls)
+  local up, down = self.health, nil
+  for i = 1, #urls do
+    if up(urls[i]) == false then
+      down = down or {}
+      down[#down + 1] = urls[i]
+    end
+  end
+  if not down then return urls end
+  local key = concat(down, "\n")
+  local m = self.kept[urls]
+  if m and m.key == key then return m.urls end
+  local out = {}
+  for i = 1, #urls do
+    if up(urls[i]) ~= false then out[#out + 1] = urls[i] end
+  end
+  self.kept[urls] = { key = key, urls = out }
+  return out
+end
+
+function Broker:healthy(res)
+  if res.username then -- one TURN entry
+    local urls = kept_urls(self, res.urls)
+    if urls == res.urls then return res end
+    if #urls == 0 then return nil, ("all %d TURN URLs down"):format(#res.urls) end
+    return { urls = urls, username = res.username, credential = res.credential,
+      provider = res.provider, memo_by = "urls", expires = res.expires, ttl = res.ttl,
+      stale = res.stale }
+  end
+  local list, out, turn, turn_up = res.list, nil, 0, 0
+  for i = 1, #list do
+    local e = list[i]
+    local urls = kept_urls(self, e.urls)
+    if e.username then turn, turn_up = turn + #e.urls, turn_up + #urls end
+    if urls ~= e.urls and not out then
+      out = {}
+      for j = 1, i - 1 do out[j] = list[j] end
+    end
+    if out and #urls > 0 then
+      out[#out + 1] = urls == e.urls and e
+        or { urls = urls, username = e.username, credential = e.credential }
+    end
+  end
+  if not out then return res end
+  if turn > 0 and turn_up == 0 then return nil, ("all %d TURN URLs down"):format(turn) end
+  -- the filtered list, the same table while the same URLs are down
+  local key = {}
+  for i = 1, #out do key[i] = concat(out[i].urls, " ") end
+  key = concat(key, "\n")
+  local m = self.kept[list]
+  if not (m and m.key == key) then
+    m = { key = key, list = out }
+    self.kept[list] = m
+  end
+  return { list = m.list, provider = res.provider, memo_by = res.memo_by and "list",
+    expires = res.expires, ttl = res.ttl, stale = res.stale, errors = res.errors }
+end
+
+-- The broker's STUN URLs that are up, when some are down.
+function Broker:stun_up(res)
+  local urls = self.stun_urls
+  local kept = #urls > 0 and kept_urls(self, urls) or urls
+  if kept ~= urls then res.stun = kept end
+  return res
+end
+
+-- One error line when answers start being served unverified, one when they stop.
+function Broker:note_unverified(now_unverified, summary)
+  if now_unverified == (self.unverified_logged or false) then return end
+  self.unverified_logged = now_unverified
+  if now_unverified then
+    self.ctx.log("error", summary .. "; serving the first answer unverified")
+  else
+    self.ctx.log("error", "a TURN server is up again: answers are verified again")
+  end
+end
+
 -- user: nil or a user id; req: nil or a table of per-request fields, handed
 -- to each provider's get and check_user (never stored: ctx and opts are the
 -- broker's, shared by concurrent requests).  Returns a result; or nil, err.
@@ -272,6 +361,7 @@ function Broker:resolve(user, req)
   end
   local now = self.ctx.now()
   local links, errors = self.chain, nil
+  local health, unverified, others = self.health, nil, false
   for i = 1, #links do
     local link = links[i]
     local res, why
@@ -280,14 +370,32 @@ function Broker:resolve(user, req)
     else
       res, why = self:ask(link, user, req, now)
     end
+    if res and health then
+      local raw = res
+      res, why = self:healthy(raw)
+      if not res then unverified = unverified or raw end
+    elseif not res then
+      others = true
+    end
     if res then
       if self.degraded_warning then self.degraded_warning = nil end
+      if health then
+        if self.unverified_logged then self:note_unverified(false) end
+        return self:stun_up(res)
+      end
       return res
     end
     errors = errors or {}
     errors[#errors + 1] = link.name .. ": " .. link.say(why)
   end
   local summary = "every provider failed: " .. concat(errors, "; ")
+  if unverified and not others then -- fail open: this node's view may be wrong
+    self:note_unverified(true, summary)
+    return { list = unverified.list, urls = unverified.urls, username = unverified.username,
+      credential = unverified.credential, provider = unverified.provider,
+      memo_by = unverified.memo_by, expires = unverified.expires, ttl = unverified.ttl,
+      stale = unverified.stale, unverified = errors }
+  end
   if self.fallback == "none" then return nil, summary end
   self.event("degraded", "stun")
   self:warn_degraded(summary, now)
@@ -321,6 +429,43 @@ function Broker:json(user, format, req)
   return text
 end
 
+--[[
+What a probe round of these providers (a list of names) checks: their URLs,
+each with the credential of its entry, then the broker's STUN URLs; each URL
+once.  A shared provider's answer is read from the cache (never a call: an
+answer not cached yet is not probed); the others are asked, as for a request
+without a user (coturn signs).  Returns { {url =, credential =}, ... }.
+]]
+function Broker:health_targets(names)
+  local wanted = {}
+  for _, n in ipairs(names or {}) do wanted[n] = true end
+  local items, seen = {}, {}
+  local function add(url, e)
+    if seen[url] then return end
+    seen[url] = true
+    items[#items + 1] = { url = url, credential = e and e.username
+      and { username = e.username, credential = e.credential } or nil }
+  end
+  local now = self.ctx.now()
+  for _, link in ipairs(self.chain) do
+    if wanted[link.name] then
+      local list
+      if link.shared then
+        local entry = self.cache:get(link.key)
+        list = entry and entry.list
+      else
+        local answer, _, _, _, one = contract.call(link, nil, NO_REQ, now)
+        list = one and { answer } or answer
+      end
+      for _, e in ipairs(list or {}) do
+        for _, u in ipairs(e.urls) do add(u, e) end
+      end
+    end
+  end
+  for _, u in ipairs(self.stun_urls) do add(u) end
+  return items
+end
+
 -- The provider names of the chain, in order (for logs and the CLI).
 function Broker:providers()
   local out = {}
@@ -340,6 +485,9 @@ local function build(config, env)
   self.cache_ttl = s.cache_ttl
   self.ctx = require("iceservers.context").new(s)
   self.render = require("iceservers.render").new(s.stun_urls)
+  self.stun_urls = s.stun_urls
+  self.health = s.health
+  self.kept = setmetatable({}, { __mode = "k" }) -- URL tables and lists -> filtered copies
   self.chain = require("iceservers.chain").build(s, config, env, self.ctx, self.event)
   for _, link in ipairs(self.chain) do
     if link.check_user then

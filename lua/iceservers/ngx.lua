@@ -20,6 +20,8 @@ provider never blocks the worker.
 ]]
 local iceservers = require "iceservers"
 local shm_cache = require "iceservers.ngx.shm_cache"
+local ngx_health = require "iceservers.ngx.health"
+local prometheus = require "iceservers.prometheus"
 local settings = require "iceservers.ngx.settings"
 local core = require "iceservers.core"
 
@@ -54,7 +56,15 @@ local function counter(dict)
       per[provider] = base
     end
     dict:incr(base, 1, 0)
-    if event == "upstream" and value then dict:incr(base .. "|ms", value, 0) end
+    if event == "upstream" and value then
+      dict:incr(base .. "|ms", value, 0)
+      for i, bound in ipairs(prometheus.BUCKETS) do
+        if value <= bound * 1000 then
+          dict:incr(METRIC_PREFIX .. "upstream_le|" .. provider .. "|" .. i, 1, 0)
+          break
+        end
+      end
+    end
   end
 end
 
@@ -80,6 +90,7 @@ local function options_of(opts)
     local err
     o, err = settings.resolve(opts, getenv)
     o = o or { err = "iceservers: " .. err }
+    o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     checked[opts] = o
   end
   return o
@@ -96,7 +107,9 @@ end
 -- nginx read at the start of this event-loop turn), not os.time.
 local function runtime(o)
   local cache = shm_cache.new(o.dict, o)
-  return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time }
+  return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time,
+    health = o.health_interval > 0 and o.health_mode == "filter"
+      and ngx_health.source(cache.dict) or nil }
 end
 
 -- A broker wired to nginx: the shared-dict cache, ngx.log, the metrics.
@@ -141,6 +154,31 @@ local function env_broker(opts)
   return built
 end
 
+--[[
+health(broker, opts), in init_worker_by_lua*: probes what the broker's
+providers hand out (opts.health_providers) every opts.health_interval
+seconds, one worker per node at a time, and keeps each URL's state in the
+dict, where every worker's brokers built by this module read it (mode
+filter).  Without a broker, the worker's from the environment.  Off (false)
+when the interval is 0; raises a one-line error on a bad option.
+]]
+function M.health(broker, opts)
+  local o = options_of(opts)
+  if o.err then
+    -- a bad option of health's own is raised here; any other serve() reports
+    if o.err:find("^iceservers: opts%.health_") or o.err:find("^iceservers: ICESERVERS_HEALTH_")
+    then
+      error(o.err, 0)
+    end
+    return false
+  end
+  if o.health_interval == 0 then return false end
+  local dict = ngx.shared[o.dict]
+  if not dict then error("iceservers: no lua_shared_dict " .. o.dict, 0) end
+  local function get() return broker or env_broker(opts) end
+  return ngx_health.start(get, o, dict, logger)
+end
+
 -- Raises what serve(broker, opts) would answer 503 for, as a one-line error:
 -- a bad option, a bad endpoint key.  For init_worker_by_lua*, where the
 -- mistake shows at start.
@@ -150,7 +188,15 @@ function M.check(opts)
   return true
 end
 
+local REQUEST_KEYS = setmetatable({}, { __index = function(t, status)
+  local key = METRIC_PREFIX .. "request|" .. status
+  t[status] = key
+  return key
+end })
+
 local function reply(status, body, opts)
+  local dict = opts.shared
+  if dict then dict:incr(REQUEST_KEYS[status], 1, 0) end
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Cache-Control"] = "no-store"
@@ -288,25 +334,36 @@ function M.serve(broker, raw_opts)
   return failure(503, "no ICE servers available", opts)
 end
 
--- The counters as JSON: {"hit": {"metered": 10}, "upstream": {...}, ...};
--- "upstream_ms" holds the summed latency per provider.
-function M.metrics(opts)
-  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+-- The counters and the URLs' health: the Prometheus text format, or with
+-- ?format=json the counters as JSON: {"hit": {"metered": 10}, ...},
+-- "upstream_ms" holding the summed latency per provider.
+local function counters(dict)
   local out = {}
-  if dict then
-    for _, key in ipairs(dict:get_keys(0)) do
-      local event, provider, ms = key:match("^metrics|([^|]+)|([^|]+)(|?m?s?)$")
-      if event then
-        local name = ms == "|ms" and event .. "_ms" or event
-        out[name] = out[name] or {}
-        out[name][provider] = dict:get(key)
+  for _, key in ipairs(dict:get_keys(0)) do
+    local event, label = key:match("^metrics|([^|]+)|(.+)$")
+    if event and event ~= "probe_failure" then
+      if event == "upstream" and label:sub(-3) == "|ms" then
+        event, label = "upstream_ms", label:sub(1, -4)
       end
+      out[event] = out[event] or {}
+      out[event][label] = dict:get(key)
     end
   end
-  ngx.header["Content-Type"] = "application/json"
+  return out
+end
+
+function M.metrics(opts)
+  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+  local c = dict and counters(dict) or {}
   ngx.header["Cache-Control"] = "no-store"
-  local json = require("cjson").encode(out)
-  ngx.print(json == "[]" and "{}" or json)
+  if ngx.var.arg_format == "json" then
+    c.request, c.upstream_le = nil, nil
+    ngx.header["Content-Type"] = "application/json"
+    local json = require("cjson").encode(c)
+    return ngx.print(json == "[]" and "{}" or json)
+  end
+  ngx.header["Content-Type"] = prometheus.CONTENT_TYPE
+  ngx.print(prometheus.text(c, dict and ngx_health.urls(dict) or {}))
 end
 
 return M

@@ -99,10 +99,20 @@ function Render:head(urls)
   return head
 end
 
+-- The STUN entry's text for res: the broker's, or that of its URLs up
+-- (res.stun, the same table while the same are down); false for none.
+function Render:stun_text(res)
+  local up = res.stun
+  if not up then return self.stun_json end
+  local r = self:record(up)
+  if r.stun == nil then r.stun = #up > 0 and encode.server(encode.strings(up)) or false end
+  return r.stun
+end
+
 -- The iceServers array, as JSON.
-function Render:servers_json(list, remember)
+function Render:servers_json(list, remember, stun_json)
   local parts, n = {}, 0
-  if self.stun_json then n = 1; parts[1] = self.stun_json end
+  if stun_json then n = 1; parts[1] = stun_json end
   for i = 1, #list do
     local entry = list[i]
     local urls = self:urls_json(entry.urls, remember)
@@ -134,7 +144,7 @@ end
 
 -- webrtc: '{"iceServers":[...]' and the tail.
 function Render:webrtc(res)
-  if res.username then -- the one entry of coturn, static: only its text is new
+  if res.username and not res.stun then -- coturn's, static's one entry: only its text is new
     local head = self:head(res.urls)
     if head then
       local u, c = quote(res.username, res.credential)
@@ -142,10 +152,10 @@ function Render:webrtc(res)
     end
   end
   local list, by = list_of(res), res.memo_by
-  local r = by == "list" and self:record(list)
+  local r = by == "list" and not res.stun and self:record(list)
   local array = r and r.webrtc
   if not array then
-    array = self:servers_json(list, by ~= nil)
+    array = self:servers_json(list, by ~= nil, self:stun_text(res))
     if r then r.webrtc = array end
   end
   return '{"iceServers":' .. array .. self:tail(res.ttl, res.expires, res.errors ~= nil)
@@ -181,7 +191,8 @@ end
 
 -- The servers of an answer: the STUN entry, then the provider's entries with
 -- the URLs kept; a list that does not change is composed once, then copied.
-function Render:servers(list, by)
+function Render:servers(list, by, stun)
+  if stun then by = nil end -- the broker's STUN entry is not the whole of it: no memo
   local r = by == "list" and self:record(list)
   local proto = r and r.proto
   local out = {}
@@ -194,9 +205,10 @@ function Render:servers(list, by)
   end
   proto = r and {}
   local n = 0
-  if self.stun then
+  local stun_urls = stun or (self.stun and self.stun.urls)
+  if stun_urls and #stun_urls > 0 then
     n = 1
-    out[1] = { urls = copy(self.stun.urls) }
+    out[1] = { urls = copy(stun_urls) }
     if proto then proto[1] = self.stun end
   end
   for i = 1, #list do
@@ -220,8 +232,9 @@ function Render:tables(res)
     meta = { provider = res.provider, degraded = true, errors = res.errors }
   else
     meta = { provider = res.provider, stale = res.stale, expires = res.expires, ttl = res.ttl }
+    if res.unverified then meta.unverified, meta.errors = true, res.unverified end
   end
-  return self:servers(list_of(res), res.memo_by), meta
+  return self:servers(list_of(res), res.memo_by, res.stun), meta
 end
 
 return M

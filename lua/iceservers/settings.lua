@@ -63,6 +63,10 @@ M.LIST = {
     called for `hit`, `miss`, `stale` (cached answers), `upstream` (a provider's HTTP
     call; `value` its milliseconds), `failure` and `degraded`; `iceservers.ngx` counts
     them for `metrics()`]] },
+  { name = "health", type = "function", doc = [[`function(url) -> false when the URL is
+    down` (anything else: up): answers leave down URLs out, and a TURN provider all of
+    whose TURN URLs are down counts as failed (docs/health.md); `iceservers.ngx` sets it
+    from the prober's state when health is on]] },
   { name = "cache", type = "backend", doc = [[the cache backend, `{get = function(self,
     key), set = function(self, key, value)}` (and optionally `lock`/`unlock`); default: a
     Lua table in this process]] },

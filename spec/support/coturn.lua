@@ -11,6 +11,8 @@ username))) against the server that checks them.
     tls = true,                 -- default false: also a TLS listener (turns:)
     ips = { "127.0.0.1", "127.0.0.2" }, -- default { "127.0.0.1" }: listening
                                 -- addresses (loopback), all on t.port
+    port = 34567,               -- default: a free port (to start one again where
+                                -- a stopped one listened)
   }
   t.port, t.dir, t.pid, t.min_port, t.max_port, t.ips
   t.tls_port, t.ca_file, t.cert_file, t.key_file  -- with tls (else nil)
@@ -230,7 +232,7 @@ function M.start(opts)
   tls_files(srv, opts.tls)
   local last_log
   for attempt = 1, 4 do
-    srv.port = M.free_port()
+    srv.port = opts.port or M.free_port()
     srv.tls_port = opts.tls and M.free_port() or nil
     srv.min_port = sh.random_int(40, 59) * 1000
     srv.max_port = srv.min_port + 999

@@ -1,6 +1,6 @@
 --[[
-The options of iceservers.ngx's serve(broker, opts) (and of its new and
-from_env: dict, lock_timeout), declared as the broker's settings are
+The options of iceservers.ngx's serve(broker, opts) (and of its new,
+from_env and health: dict, lock_timeout, health_*), declared as the broker's settings are
 (iceservers.settings): from this list come their checks, the variable of
 api_key, the error messages ("opts.api_key is empty: ...") and the
 documentation's table.  Plain Lua: it touches no ngx API, so the docs
@@ -25,6 +25,22 @@ M.LIST = {
     doc = [[the `lua_shared_dict` of the cache and the metrics]] },
   { name = "lock_timeout", type = "seconds", default = 5,
     doc = [[seconds a request waits for another's refresh of a shared provider's answer]] },
+  { name = "health_interval", env = "ICESERVERS_HEALTH_INTERVAL", type = "interval",
+    default = 0, doc = [[seconds between two probe rounds of `health()` (minimum 1); `0`
+    (the default): health off]] },
+  { name = "health_timeout", env = "ICESERVERS_HEALTH_TIMEOUT", type = "seconds",
+    default = 2, doc = [[seconds for each probe of a round; default `2`]] },
+  { name = "health_fall", env = "ICESERVERS_HEALTH_FALL", type = "count", default = 2,
+    doc = [[failed probes in a row that take a URL down; default `2`]] },
+  { name = "health_rise", env = "ICESERVERS_HEALTH_RISE", type = "count", default = 1,
+    doc = [[successful probes in a row that bring it back up; default `1`]] },
+  { name = "health_mode", env = "ICESERVERS_HEALTH_MODE", type = "health_mode",
+    default = "filter", doc = [[`filter` (default): answers leave down URLs out;
+    `observe`: only probe, log and report]] },
+  { name = "health_providers", env = "ICESERVERS_HEALTH_PROVIDERS", type = "list",
+    default = "coturn,static", doc = [[the providers of the chain whose servers are probed;
+    default `coturn,static` (self-hosted); a REST provider listed here is probed from its
+    cached answer (never an extra call: its quota and cost are yours)]] },
 }
 
 local BY_NAME = {}
@@ -42,7 +58,27 @@ local function key(v)
   return v
 end
 
-M.TYPES = setmetatable({ key = key }, { __index = options.coerce })
+local function interval(v)
+  local n = tonumber(v)
+  if not n or (n ~= 0 and n < 1) then return nil, "must be 0 (off) or at least 1 second" end
+  return n
+end
+
+local function count(v)
+  local n = tonumber(v)
+  if not n or n < 1 or n ~= math.floor(n) or n > 100 then
+    return nil, "must be a whole number 1 .. 100"
+  end
+  return n
+end
+
+local function health_mode(v)
+  if v ~= "filter" and v ~= "observe" then return nil, "must be filter or observe" end
+  return v
+end
+
+M.TYPES = setmetatable({ key = key, interval = interval, count = count,
+  health_mode = health_mode }, { __index = options.coerce })
 
 -- The options of opts (a table, or nil for none), checked, with their
 -- defaults, and api_key from getenv(ICESERVERS_API_KEY) when opts has none
@@ -55,16 +91,19 @@ function M.resolve(opts, getenv)
       return nil, ("opts.%s is not an option of serve() (a misspelling?)"):format(tostring(k))
     end
   end
-  local values = opts
-  if opts.api_key == nil then
-    local decl = BY_NAME.api_key
-    local v = getenv and getenv(decl.env)
-    if v == "" then return nil, decl.env .. " is set but empty (unset it for no key)" end
-    if v ~= nil then
-      values = setmetatable({ api_key = v }, { __index = opts })
+  -- an option opts leaves out comes from its variable, if it has one (empty: unset)
+  local from_env = {}
+  for _, decl in ipairs(M.LIST) do
+    local v = decl.env and opts[decl.name] == nil and getenv and getenv(decl.env)
+    if v == "" and decl.name == "api_key" then
+      return nil, decl.env .. " is set but empty (unset it for no key)"
     end
+    if v and v ~= "" then from_env[decl.name] = v end
   end
-  local out, err = options.settle(M.LIST, values, M.TYPES, M.label)
+  local values = setmetatable(from_env, { __index = opts })
+  local out, err = options.settle(M.LIST, values, M.TYPES, function(decl)
+    return rawget(from_env, decl.name) and decl.env or M.label(decl)
+  end)
   if not out then return nil, err end
   out.api_key = out.api_key or false
   return out
