@@ -25,7 +25,8 @@ once per worker, as a deployment would.
   B6  /lua-heap: the worker's Lua heap in KiB (collectgarbage "count")
       /versions: nginx, lua-nginx-module and LuaJIT versions
   B7  /b7: POST a list of URLs and credentials: probe.list of them at once
-      (ngx threads, cosockets), with the time it took and the worker's CPU
+      (ngx threads, cosockets), with the time it took and the worker's CPU;
+      /b7round: one health round of a coturn provider with the URLs POSTed
 ]]
 local common = require "bench.common"
 local core = require "iceservers.core"
@@ -181,6 +182,24 @@ function M.probe()
     out[i] = { ok = r.ok, stage = r.stage, exchanges = r.exchanges, error = r.error }
   end
   ngx.say(cjson.encode { took = took, cpu_ms = cpu * 1000, results = out })
+end
+
+-- B7: POST {"urls": [...], "secret": S}: one health round (iceservers.ngx.health)
+-- of a coturn provider with those URLs, answered with {"cpu_ms", "took", "ok"}.
+function M.round()
+  local ngx_health = require "iceservers.ngx.health"
+  ngx.req.read_body()
+  local job = cjson.decode(ngx.req.get_body_data())
+  local broker = iceservers.new { providers = "coturn", stun_urls = {},
+    coturn = { secret = job.secret, urls = job.urls } }
+  local o = { health_providers = { "coturn" }, health_timeout = 2, health_fall = 2,
+    health_rise = 1, health_interval = 30 }
+  local cpu0, t0 = os.clock(), core.monotonic()
+  local results = ngx_health.round(broker, o, ngx.shared.iceservers, function() end)
+  local took, cpu = core.monotonic() - t0, os.clock() - cpu0
+  local ok = 0
+  for _, r in ipairs(results) do if r.ok then ok = ok + 1 end end
+  ngx.say(cjson.encode { cpu_ms = cpu * 1000, took = took, ok = ok, n = #results })
 end
 
 function M.lua_heap()

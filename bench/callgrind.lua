@@ -104,4 +104,5 @@ end
 sh.run("kill " .. valgrind_pid)
 nginx.sleep(1)
 up:stop()
+if os.getenv("KEEP_CG") then os.execute("cp " .. out .. "* /tmp/cgdump/") end
 sh.rmrf(dir)

@@ -189,7 +189,7 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
   it("resolve with their defaults, and api_key from ICESERVERS_API_KEY", function()
     local o = assert(serve.resolve(nil, env {}))
     assert.are.same({ user_from_query = false, dict = "iceservers", lock_timeout = 5,
-      api_key = false, health_interval = 0, health_timeout = 2, health_fall = 2,
+      api_key = false, health_interval = 30, health_timeout = 2, health_fall = 2,
       health_rise = 1, health_mode = "filter", health_providers = { "coturn", "static" } }, o)
     -- every option with a variable takes it when opts leaves it out; opts wins
     o = assert(serve.resolve({ health_fall = 5 }, env { ICESERVERS_HEALTH_INTERVAL = "30",

@@ -331,9 +331,31 @@ describe("probe against a fake net", function()
         assert.are.equal(c[1], r.code)
         assert.are.equal(c[2], r.reason)
         assert.are.equal(c[1] .. " " .. c[2], r.error)
-        assert.are.equal(1, r.exchanges)
+        -- 437: once more from another socket (see the next case), to the same end
+        assert.are.equal(c[1] == 437 and 2 or 1, r.exchanges)
+        assert.are.equal(c[1] == 437 and 2 or 1, #f.opened)
+        assert.are.equal(c[1] == 437 or nil, r.retried)
+        assert.is_nil(r.stale_port)
       end
     end)
+
+    it("437 to the first Allocate (an earlier probe's port again): once more from another",
+      function()
+        local first = true
+        local f = fake(server { allocate = function(self, req)
+          if first then
+            first = false
+            return { self:error(req, 437, "Mismatched allocation: wrong transaction ID") }
+          end
+        end })
+        local r = f.probe("turn:h", CRED)
+        assert.is_true(r.ok, r.error)
+        assert.is_true(r.retried)
+        assert.is_true(r.released)
+        assert.are.equal(4, r.exchanges)
+        assert.are.equal(2, #f.opened)
+        assert.are.same({ "allocate", "allocate", "allocate+", "refresh+" }, f.methods())
+      end)
 
     it("to the authenticated Allocate with a valid MESSAGE-INTEGRITY: the same", function()
       for _, c in ipairs(CODES) do

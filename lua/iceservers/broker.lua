@@ -262,45 +262,44 @@ function Broker:warn_degraded(summary, now)
 end
 
 --[[
-Health (settings.health, a function(url) -> false when the URL is down): a
-result with the down URLs left out, and the entries left without one; or
-nil, why when no TURN URL is left.  A table of URLs with none down is kept
-as it is (the renderer's memo stays valid), and one with some down is made
-once per set of down URLs, so its text is memoized too.
+Health (settings.health: up(url) false when the URL is down, and a version
+that changes when any state does): a result with the down URLs left out, and
+the entries left without one; or nil, why when no TURN URL is left.  What is
+made of a URL table or a list is kept by its identity with the version it was
+made under, so while nothing changes a request costs a lookup, not a walk (no
+loop: LuaJIT keeps the request in one trace), and a filtered table keeps its
+identity (the renderer's memo stays valid).
 ]]
-local function kept_urls(self, urls)
-  local up, down = self.health, nil
+local function kept_urls(self, urls, v)
+  local m = self.kept[urls]
+  if m and m.v == v then return m.urls end
+  local up, out, n = self.health.up, nil, 0
   for i = 1, #urls do
     if up(urls[i]) == false then
-      down = down or {}
-      down[#down + 1] = urls[i]
+      if not out then
+        out = {}
+        for j = 1, i - 1 do out[j] = urls[j] end
+        n = i - 1
+      end
+    elseif out then
+      n = n + 1
+      out[n] = urls[i]
     end
   end
-  if not down then return urls end
-  local key = concat(down, "\n")
-  local m = self.kept[urls]
-  if m and m.key == key then return m.urls end
-  local out = {}
-  for i = 1, #urls do
-    if up(urls[i]) ~= false then out[#out + 1] = urls[i] end
-  end
-  self.kept[urls] = { key = key, urls = out }
+  out = out or urls
+  self.kept[urls] = { v = v, urls = out }
   return out
 end
 
-function Broker:healthy(res)
-  if res.username then -- one TURN entry
-    local urls = kept_urls(self, res.urls)
-    if urls == res.urls then return res end
-    if #urls == 0 then return nil, ("all %d TURN URLs down"):format(#res.urls) end
-    return { urls = urls, username = res.username, credential = res.credential,
-      provider = res.provider, memo_by = "urls", expires = res.expires, ttl = res.ttl,
-      stale = res.stale }
-  end
-  local list, out, turn, turn_up = res.list, nil, 0, 0
+-- A list's entries with their kept URLs (the list itself when none is down),
+-- and why it has no TURN URL left (nil when it has one, or never had any).
+local function kept_list(self, list, v)
+  local m = self.kept[list]
+  if m and m.v == v then return m.list, m.why end
+  local out, turn, turn_up = nil, 0, 0
   for i = 1, #list do
     local e = list[i]
-    local urls = kept_urls(self, e.urls)
+    local urls = kept_urls(self, e.urls, v)
     if e.username then turn, turn_up = turn + #e.urls, turn_up + #urls end
     if urls ~= e.urls and not out then
       out = {}
@@ -311,25 +310,32 @@ function Broker:healthy(res)
         or { urls = urls, username = e.username, credential = e.credential }
     end
   end
-  if not out then return res end
-  if turn > 0 and turn_up == 0 then return nil, ("all %d TURN URLs down"):format(turn) end
-  -- the filtered list, the same table while the same URLs are down
-  local key = {}
-  for i = 1, #out do key[i] = concat(out[i].urls, " ") end
-  key = concat(key, "\n")
-  local m = self.kept[list]
-  if not (m and m.key == key) then
-    m = { key = key, list = out }
-    self.kept[list] = m
+  local why = turn > 0 and turn_up == 0 and ("all %d TURN URLs down"):format(turn) or nil
+  out = out or list
+  self.kept[list] = { v = v, list = out, why = why }
+  return out, why
+end
+
+function Broker:healthy(res, v)
+  if res.username then -- one TURN entry
+    local urls = kept_urls(self, res.urls, v)
+    if urls == res.urls then return res end
+    if #urls == 0 then return nil, ("all %d TURN URLs down"):format(#res.urls) end
+    return { urls = urls, username = res.username, credential = res.credential,
+      provider = res.provider, memo_by = "urls", expires = res.expires, ttl = res.ttl,
+      stale = res.stale }
   end
-  return { list = m.list, provider = res.provider, memo_by = res.memo_by and "list",
+  local list, why = kept_list(self, res.list, v)
+  if why then return nil, why end
+  if list == res.list then return res end
+  return { list = list, provider = res.provider, memo_by = res.memo_by and "list",
     expires = res.expires, ttl = res.ttl, stale = res.stale, errors = res.errors }
 end
 
 -- The broker's STUN URLs that are up, when some are down.
-function Broker:stun_up(res)
+function Broker:stun_up(res, v)
   local urls = self.stun_urls
-  local kept = #urls > 0 and kept_urls(self, urls) or urls
+  local kept = kept_urls(self, urls, v)
   if kept ~= urls then res.stun = kept end
   return res
 end
@@ -362,6 +368,7 @@ function Broker:resolve(user, req)
   local now = self.ctx.now()
   local links, errors = self.chain, nil
   local health, unverified, others = self.health, nil, false
+  local v = health and health.version()
   for i = 1, #links do
     local link = links[i]
     local res, why
@@ -372,7 +379,7 @@ function Broker:resolve(user, req)
     end
     if res and health then
       local raw = res
-      res, why = self:healthy(raw)
+      res, why = self:healthy(raw, v)
       if not res then unverified = unverified or raw end
     elseif not res then
       others = true
@@ -381,7 +388,7 @@ function Broker:resolve(user, req)
       if self.degraded_warning then self.degraded_warning = nil end
       if health then
         if self.unverified_logged then self:note_unverified(false) end
-        return self:stun_up(res)
+        return self:stun_up(res, v)
       end
       return res
     end

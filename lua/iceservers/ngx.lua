@@ -108,8 +108,8 @@ end
 local function runtime(o)
   local cache = shm_cache.new(o.dict, o)
   return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time,
-    health = o.health_interval > 0 and o.health_mode == "filter"
-      and ngx_health.source(cache.dict) or nil }
+    -- read whether or not this worker runs health(): nothing down, nothing left out
+    health = o.health_mode == "filter" and ngx_health.source(cache.dict) or nil }
 end
 
 -- A broker wired to nginx: the shared-dict cache, ngx.log, the metrics.

@@ -63,10 +63,12 @@ M.LIST = {
     called for `hit`, `miss`, `stale` (cached answers), `upstream` (a provider's HTTP
     call; `value` its milliseconds), `failure` and `degraded`; `iceservers.ngx` counts
     them for `metrics()`]] },
-  { name = "health", type = "function", doc = [[`function(url) -> false when the URL is
-    down` (anything else: up): answers leave down URLs out, and a TURN provider all of
-    whose TURN URLs are down counts as failed (docs/health.md); `iceservers.ngx` sets it
-    from the prober's state when health is on]] },
+  { name = "health", type = "health", doc = [[`function(url) -> false when the URL is
+    down` (anything else: up), or `{up = that function, version = function() -> a value
+    that changes when any URL's state does}` (then the broker asks again only then):
+    answers leave down URLs out, and a TURN provider all of whose TURN URLs are down
+    counts as failed (docs/health.md); `iceservers.ngx` sets it from the prober's
+    state]] },
   { name = "cache", type = "backend", doc = [[the cache backend, `{get = function(self,
     key), set = function(self, key, value)}` (and optionally `lock`/`unlock`); default: a
     Lua table in this process]] },
@@ -123,8 +125,20 @@ local function backend(v)
   return v
 end
 
+-- A health source as the broker reads it: {up = function(url), version =
+-- function() -> a value that changes whenever a URL's state may have}.  A bare
+-- function(url) gets a version that is new on every call: every URL is asked
+-- on every request.
+local function health(v)
+  if type(v) == "function" then return { up = v, version = function() return {} end } end
+  if type(v) ~= "table" or type(v.up) ~= "function" or type(v.version) ~= "function" then
+    return nil, "must be a function(url) or a table {up = function, version = function}"
+  end
+  return v
+end
+
 M.TYPES = setmetatable({ stun_urls = stun_urls, resolve = resolve_map, fallback = fallback,
-  backend = backend }, { __index = options.coerce })
+  backend = backend, health = health }, { __index = options.coerce })
 
 -- The config of the variables that lookup(name) gives (unset and empty ones
 -- left out, but for a setting where empty is a value).

@@ -2,9 +2,9 @@
 Health inside nginx: the prober's rounds and what every worker reads of them,
 through the shared dict.
 
-  source(dict)          -> function(url) -> false when the URL is down: the
-                           health source of the workers' brokers (a dict read
-                           at most once a second per worker, never a probe)
+  source(dict)          -> {up = function(url) -> false when down, version}:
+                           the health source of the workers' brokers (a dict
+                           read at most once a second per worker, never a probe)
   start(get_broker, o)  -> in init_worker: a timer every o.health_interval s;
                            one worker per node runs each round (a lock in the
                            dict), probing what get_broker():health_targets()
@@ -35,19 +35,24 @@ local function store(dict)
 end
 
 function M.source(dict)
-  local at, text, down = -1, nil, {}
-  return function(url)
+  local at, text, down, version = -1, nil, {}, 0
+  local function refresh()
     local now = ngx.time()
-    if now ~= at then
-      at = now
-      local t = dict:get(DOWN)
-      if t ~= text then
-        text, down = t, {}
-        for u in (t or ""):gmatch("[^\n]+") do down[u] = true end
-      end
+    if now == at then return end
+    at = now
+    local t = dict:get(DOWN)
+    if t ~= text then
+      text, down, version = t, {}, version + 1
+      for u in (t or ""):gmatch("[^\n]+") do down[u] = true end
     end
-    return not down[url]
   end
+  return {
+    version = function()
+      refresh()
+      return version
+    end,
+    up = function(url) return not down[url] end,
+  }
 end
 
 -- How long a round's writes live: a few intervals, at least a minute.

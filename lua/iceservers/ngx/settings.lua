@@ -26,8 +26,9 @@ M.LIST = {
   { name = "lock_timeout", type = "seconds", default = 5,
     doc = [[seconds a request waits for another's refresh of a shared provider's answer]] },
   { name = "health_interval", env = "ICESERVERS_HEALTH_INTERVAL", type = "interval",
-    default = 0, doc = [[seconds between two probe rounds of `health()` (minimum 1); `0`
-    (the default): health off]] },
+    default = 30, doc = [[seconds between two probe rounds of `health()`; default `30`,
+    minimum 1; `0`: off (the example `nginx.conf` calls `health()` only when the variable
+    is set)]] },
   { name = "health_timeout", env = "ICESERVERS_HEALTH_TIMEOUT", type = "seconds",
     default = 2, doc = [[seconds for each probe of a round; default `2`]] },
   { name = "health_fall", env = "ICESERVERS_HEALTH_FALL", type = "count", default = 2,

@@ -412,7 +412,13 @@ local function turn(s, credential)
     s.r.reason = "allocated without credentials"
     return allocated(s, msg, nil)
   end
-  if code_of(msg) ~= 401 then return server_failure(msg) end
+  local code = code_of(msg)
+  if code == 437 then -- see run: an allocation of an earlier socket on this port
+    local fail = server_failure(msg)
+    fail.stale_port = true
+    return fail
+  end
+  if code ~= 401 then return server_failure(msg) end
   local auth = credential and { username = credential.username, password = credential.credential }
     or {}
   if not take_challenge(s, auth, msg) then
@@ -495,12 +501,24 @@ local function open(s)
   return conn
 end
 
+-- A 437 to the first Allocate of a new socket means the server still holds
+-- an allocation for this address and port: the system gave us the port of
+-- an earlier socket again (probes in a row do that, now and then).  Once
+-- more from another port, then; r.retried says so.
 local function run(s, credential)
-  local conn, f = open(s)
-  if not conn then return f end
-  s.conn = conn
-  if s.u.turn then return turn(s, credential) end
-  return binding(s)
+  for attempt = 1, 2 do
+    local conn, f = open(s)
+    if not conn then return f end
+    s.conn = conn
+    if not s.u.turn then return binding(s) end
+    f = turn(s, credential)
+    if not (f and f.stale_port) then return f end
+    f.stale_port = nil
+    if attempt == 2 then return f end
+    conn:close()
+    s.conn = nil
+    s.r.retried = true
+  end
 end
 
 function M.url(url, credential, opts)
