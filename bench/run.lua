@@ -379,7 +379,9 @@ local function b3()
   ratio("B3", "coturn endpoint / a body with no header set (not the same response)",
     "b3.coturn2", "b3.bare")
   notes.B3 = { ("bodies: coturn %d bytes, Metered %d bytes; wrk -t1 -c16; a run is %d "
-    .. "one-second slices of the location, alternating with its ceiling"):format(#coturn_body,
+    .. "one-second slices of the location, alternating with its ceiling; the endpoints read "
+    .. "the health state on every request (iceservers.ngx's source, mode filter, as with "
+    .. "health on) and count every request for the metrics"):format(#coturn_body,
     #rest_body, SLICES) }
 end
 

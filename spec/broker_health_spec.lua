@@ -127,4 +127,37 @@ describe("health in the broker", function()
       assert.truthy(assert(b:json("c")):find("transport=tcp", 1, true))
       assert.are.equal(1, calls)
     end)
+
+  describe("health_targets: what a probe round checks", function()
+    it("signs coturn's URLs, then the broker's STUN URLs, each URL once", function()
+      local b = broker({})
+      local items = b:health_targets({ "coturn" })
+      assert.are.same({ A[1], A[2], STUN[1], STUN[2] }, { items[1].url, items[2].url,
+        items[3].url, items[4].url })
+      assert.are.equal(4, #items)
+      assert.matches("^%d+$", items[1].credential.username) -- no user: the bare expiry
+      assert.are.equal(items[1].credential.username, items[2].credential.username)
+      assert.is_nil(items[3].credential)
+      -- a provider not listed is not probed
+      assert.are.equal(2, #b:health_targets({}))
+    end)
+
+    it("reads a REST provider's cached answer, never calling it", function()
+      local calls = 0
+      local b = broker({}, { providers = "metered",
+        metered = { api_url = "https://metered.test/api", api_key = "k" },
+        http = function()
+          calls = calls + 1
+          return { status = 200, headers = {}, body = cjson.encode {
+            { urls = "turn:m.example:3478", username = "mu", credential = "mp" } } }
+        end })
+      assert.are.equal(2, #b:health_targets({ "metered" })) -- nothing cached: STUN only
+      assert.are.equal(0, calls)
+      assert(b:get())
+      local items = b:health_targets({ "metered" })
+      assert.are.equal(1, calls)
+      assert.are.equal("turn:m.example:3478", items[1].url)
+      assert.are.same({ username = "mu", credential = "mp" }, items[1].credential)
+    end)
+  end)
 end)

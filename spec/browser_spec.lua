@@ -215,4 +215,40 @@ describe("the demo page in Chromium #integration", function()
     assert.are.equal(0, relay, "page text:\n" .. text)
     assert.is_truthy(errors:find("401 Unauthorized", 1, true), "page text:\n" .. text)
   end)
+
+  it("with health on and one of two TURN hosts dead, gets only the live one, and relays",
+    function()
+      local dead = coturn.start{ secrets = { secret } }
+      local dead_urls = { ("turn:127.0.0.1:%d?transport=udp"):format(dead.port),
+        ("turn:127.0.0.1:%d?transport=tcp"):format(dead.port) }
+      dead:stop()
+      local all = { urls[1], urls[2], dead_urls[1], dead_urls[2] }
+      local srv = nginx.start{ template = "examples/nginx/nginx.conf", workers = 2, env = {
+        TURN_PROVIDER = "coturn", TURN_SECRET = secret, TURN_URLS = table.concat(all, ","),
+        STUN_URLS = "", ICESERVERS_HEALTH_INTERVAL = "1", ICESERVERS_HEALTH_TIMEOUT = "1" } }
+      local finished, err = pcall(function()
+        -- the prober takes the dead host's URLs out (fall 2 rounds of 1 s)
+        local by = sh.now() + 15 * (os.getenv("ICESERVERS_SLOW") and 2 or 1)
+        while true do
+          local res = assert(core.http_request { url = srv:url("/ice-servers"), timeout = 5 })
+          if not res.body:find(":" .. dead.port, 1, true) then break end
+          assert(sh.now() < by, "the dead host's URLs are still in the answer: " .. res.body)
+          sh.sleep(0.2)
+        end
+        local results = gather(srv, "health")
+        local summary = cjson.encode(results)
+        local entries = results.answer.iceServers
+        assert.are.equal(1, #entries, summary)
+        assert.are.same(urls, entries[1].urls) -- the live host's, none of the dead one's
+        assert.is_nil(summary:find(":" .. dead.port, 1, true))
+        local server = results.servers[1]
+        assert.are.same({}, server.errors, "icecandidateerror events: " .. summary)
+        assert(server.relay >= 1, "no relay candidate: " .. summary)
+        for _, c in ipairs(relays(server)) do
+          assert(c.port >= turn.min_port and c.port <= turn.max_port, summary)
+        end
+      end)
+      srv:stop()
+      assert(finished, err)
+    end)
 end)
