@@ -38,7 +38,7 @@ local function urls_of(t)
 end
 
 describe("#integration health in nginx (the example nginx.conf)", function()
-  local a, b, srv, b_port
+  local a, b, srv, observer, b_port
 
   local function answer()
     local res = fetch(srv:url("/ice-servers"))
@@ -61,16 +61,19 @@ describe("#integration health in nginx (the example nginx.conf)", function()
     for _, t in ipairs { a, b } do
       for _, u in ipairs(urls_of(t)) do turn[#turn + 1] = u end
     end
-    srv = nginx.start { template = "examples/nginx/nginx.conf", workers = 2, env = {
+    local env = {
       TURN_PROVIDER = "coturn", TURN_SECRET = SECRET, TURN_URLS = table.concat(turn, ","),
       STUN_URLS = ("stun:127.0.0.1:%d"):format(a.port),
       ICESERVERS_HEALTH_INTERVAL = tostring(INTERVAL),
       ICESERVERS_HEALTH_TIMEOUT = tostring(TIMEOUT),
-      ICESERVERS_HEALTH_FALL = tostring(FALL) } }
+      ICESERVERS_HEALTH_FALL = tostring(FALL) }
+    srv = nginx.start { template = "examples/nginx/nginx.conf", workers = 2, env = env }
+    env.ICESERVERS_HEALTH_MODE = "observe" -- probes and reports, answers as they are
+    observer = nginx.start { template = "examples/nginx/nginx.conf", workers = 1, env = env }
   end)
 
   lazy_teardown(function()
-    for _, s in ipairs { srv, a, b } do if s then s:stop() end end
+    for _, s in ipairs { srv, observer, a, b } do if s then s:stop() end end
   end)
 
   it("probes every URL: all up, in the metrics, and the answer has them all", function()
@@ -101,6 +104,14 @@ describe("#integration health in nginx (the example nginx.conf)", function()
       assert.matches('iceservers_probe_failures_total{url="turn:127.0.0.1:' .. b_port
         .. '%?transport=tcp",reason="refused"} %d+', page)
       assert.truthy(srv:error_log():find(urls_of(b)[1] .. " down: ", 1, true))
+      -- observe: the same state in the metrics, the answer left alone
+      eventually(function()
+        local res = fetch(observer:url("/ice-servers/metrics"))
+        return res.body:find(('iceservers_url_up{url="%s"} 0'):format(urls_of(b)[1]), 1, true)
+      end, DEADLINE, "the observer's metrics saying down")
+      local seen = fetch(observer:url("/ice-servers"))
+      assert.are.equal(200, seen.status)
+      assert.truthy(seen.body:find(urls_of(b)[1], 1, true), seen.body)
 
       b = coturn.start { secrets = { SECRET }, port = b_port }
       eventually(function()
