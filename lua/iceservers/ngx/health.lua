@@ -23,7 +23,7 @@ local core = require "iceservers.core"
 
 local M = {}
 
-local DOWN, URLS, LOCK = "health|down", "health|urls", "health|lock"
+local DOWN, URLS, LOCK, RUNNING = "health|down", "health|urls", "health|lock", "health|running"
 local FAILURE = "metrics|probe_failure|"
 local concat = table.concat
 
@@ -71,7 +71,12 @@ function M.round(broker, o, dict, log)
     local url = items[i].url
     local s, changed = tracker:record(url, r, ngx.time())
     urls[#urls + 1] = url
-    if not r.ok then dict:incr(FAILURE .. s.reason .. "|" .. url, 1, 0, ttl) end
+    if not r.ok then
+      -- a counter lives as long as its URL is probed (incr's ttl is only its first)
+      local key = FAILURE .. s.reason .. "|" .. url
+      dict:incr(key, 1, 0, ttl)
+      dict:expire(key, ttl)
+    end
     if changed then
       log("warn", s.up and (url .. " up") or (url .. " down: " .. (s.error or s.reason)))
     end
@@ -85,11 +90,14 @@ end
 function M.start(get_broker, o, dict, log)
   local function tick(premature)
     if premature then return end
-    -- one worker per node and interval: the lock outlives the round's start
+    -- one worker per node and interval, and never two rounds at once (one
+    -- lasts about a probe's timeout: its probes run together)
     if not dict:add(LOCK, true, math.max(o.health_interval - 0.2, 0.5)) then return end
+    if not dict:add(RUNNING, true, o.health_timeout + 5) then return end
     local broker = get_broker()
-    if not broker then return end
-    local ok, err = pcall(M.round, broker, o, dict, log)
+    local ok, err = true, nil
+    if broker then ok, err = pcall(M.round, broker, o, dict, log) end
+    dict:delete(RUNNING)
     if not ok then log("error", "health round failed: " .. tostring(err)) end
   end
   local ok, err = ngx.timer.at(0, tick)
