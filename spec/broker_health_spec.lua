@@ -64,6 +64,7 @@ describe("health in the broker", function()
     assert.are.equal("second", meta.provider)
     assert.is_nil(meta.degraded)
     assert.is_nil(meta.unverified)
+    assert.are.same({ "coturn: all 2 TURN URLs down" }, meta.errors)
     assert.are.same({ STUN[1], STUN[2], B[1] }, urls_of(servers))
   end)
 

@@ -567,7 +567,8 @@ describe("REST providers against a mock API", function()
       local credential = core.b64encode(core.hmac("sha1", COTURN_SECRET, username))
       assert.are.same({ { urls = { COTURN_URL }, username = username,
         credential = credential } }, servers)
-      assert.are.same({ provider = "coturn", ttl = 3600, expires = T0 + 3600 }, meta)
+      assert.are.same({ provider = "coturn", ttl = 3600, expires = T0 + 3600,
+        errors = { "metered: 500 Internal server error occurred. Please try again" } }, meta)
       assert.are.equal(1, count(name))
       assert_clean_logs(logs)
     end)

@@ -12,6 +12,7 @@ returns one result record:
   ttl, expires   seconds left and Unix time, when the list has credentials
   stale     true: a cached answer served while its refresh fails
   errors    the fallback served: one line per provider
+  failed    a provider after the first served: one line per provider before it
   unverified  every TURN provider's URLs are down in this node's view, and
             the first one's answer is served as it is (fail open): the
             providers' errors, one line each
@@ -386,6 +387,7 @@ function Broker:resolve(user, req)
     end
     if res then
       if self.degraded_warning then self.degraded_warning = nil end
+      if errors then res.failed = errors end -- the providers before it, for meta.errors
       if health then
         if self.unverified_logged then self:note_unverified(false) end
         return self:stun_up(res, v)

@@ -231,7 +231,8 @@ function Render:tables(res)
   if res.errors then
     meta = { provider = res.provider, degraded = true, errors = res.errors }
   else
-    meta = { provider = res.provider, stale = res.stale, expires = res.expires, ttl = res.ttl }
+    meta = { provider = res.provider, stale = res.stale, expires = res.expires, ttl = res.ttl,
+      errors = res.failed }
     if res.unverified then meta.unverified, meta.errors = true, res.unverified end
   end
   return self:servers(list_of(res), res.memo_by, res.stun), meta
