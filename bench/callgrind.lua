@@ -15,6 +15,7 @@ about three times what it costs natively.  Needs make bench's build of the
 ]]
 package.path = "spec/?.lua;spec/?/init.lua;lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 local nginx = require "support.nginx"
+local servers = require "bench.servers"
 local sh = require "support.sh"
 
 local N = tonumber(arg[1]) or 2000
@@ -24,27 +25,8 @@ if #locations == 0 then
   locations = { "/ceiling/coturn", "/ice-servers/coturn", "/ceiling/rest", "/ice-servers/rest" }
 end
 
-local up = nginx.start {
-  http = [[
-    lua_shared_dict bench_upstream 1m;
-    init_by_lua_block { package.path = "${root}/?.lua;" .. package.path }
-  ]],
-  server = [[ location / { content_by_lua_file ${root}/bench/upstream.lua; } ]],
-}
-local app = nginx.start { template = "bench/nginx.conf", workers = 1, ca_file = up.ca_file,
-  http = ([[
-    init_worker_by_lua_block {
-      require("bench.app").init { upstream = "https://mock.test:%d",
-        resolve = "mock.test:%d:127.0.0.1" }
-    }
-  ]]):format(up.tls_port, up.tls_port),
-  server = [[
-    location = /ice-servers/coturn { content_by_lua_block { require("bench.app").coturn() } }
-    location = /ice-servers/rest { content_by_lua_block { require("bench.app").rest() } }
-    location = /ceiling/coturn { content_by_lua_block { require("bench.app").ceiling_coturn() } }
-    location = /ceiling/rest { content_by_lua_block { require("bench.app").ceiling_rest() } }
-    location = /ceiling/bare { content_by_lua_block { require("bench.app").ceiling_bare() } }
-  ]] }
+local up = servers.upstream()
+local app = servers.app(up, 1)
 
 -- The same configuration again, now in the foreground under callgrind.
 local dir, port = app.dir, app.port
@@ -104,5 +86,4 @@ end
 sh.run("kill " .. valgrind_pid)
 nginx.sleep(1)
 up:stop()
-if os.getenv("KEEP_CG") then os.execute("cp " .. out .. "* /tmp/cgdump/") end
 sh.rmrf(dir)

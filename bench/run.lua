@@ -23,7 +23,7 @@ Makefile's bench target does all that first).
 package.path = "spec/?.lua;lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "build/5.4/?.so;" .. package.cpath
 
-local nginx = require "support.nginx"
+local servers = require "bench.servers"
 local sh = require "support.sh"
 local core = require "iceservers.core"
 local cjson = require "cjson"
@@ -186,43 +186,10 @@ local UPSTREAM_B5_BODY = common.METERED_ANSWER
 
 local function start_servers()
   log("starting the upstream nginx (provider API mock, HTTPS server)")
-  up = nginx.start {
-    http = [[
-      lua_shared_dict bench_upstream 1m;
-      init_by_lua_block { package.path = "${root}/?.lua;" .. package.path }
-    ]],
-    server = ([[
-      keepalive_requests 100000000;
-      location = /b5 { default_type application/json; return 200 '%s'; }
-      location / { content_by_lua_file ${root}/bench/upstream.lua; }
-    ]]):format(UPSTREAM_B5_BODY),
-  }
-  local init = ([[
-    init_worker_by_lua_block {
-      require("bench.app").init { upstream = "https://mock.test:%d",
-        resolve = "mock.test:%d:127.0.0.1" }
-    }
-  ]]):format(up.tls_port, up.tls_port)
-  local locations = [[
-    location = /ice-servers/coturn { content_by_lua_block { require("bench.app").coturn() } }
-    location = /ice-servers/rest { content_by_lua_block { require("bench.app").rest() } }
-    location = /ceiling/coturn { content_by_lua_block { require("bench.app").ceiling_coturn() } }
-    location = /ceiling/rest { content_by_lua_block { require("bench.app").ceiling_rest() } }
-    location = /ceiling/bare { content_by_lua_block { require("bench.app").ceiling_bare() } }
-    location = /b1 { content_by_lua_block { require("bench.app").sign() } }
-    location ^~ /b4/ { content_by_lua_block { require("bench.app").b4() } }
-    location = /drive { content_by_lua_block { require("bench.app").drive() } }
-    location = /b5 { content_by_lua_block { require("bench.app").b5() } }
-    location = /b7 { content_by_lua_block { require("bench.app").probe() } }
-    location = /b7round { content_by_lua_block { require("bench.app").round() } }
-    location = /lua-heap { content_by_lua_block { require("bench.app").lua_heap() } }
-    location = /versions { content_by_lua_block { require("bench.app").versions() } }
-  ]]
+  up = servers.upstream(UPSTREAM_B5_BODY)
   log("starting the benchmark nginx (one worker) and the B4 nginx (two workers)")
-  app = nginx.start { template = "bench/nginx.conf", workers = 1, ca_file = up.ca_file,
-    http = init, server = locations }
-  app2 = nginx.start { template = "bench/nginx.conf", workers = 2, ca_file = up.ca_file,
-    http = init, server = locations }
+  app = servers.app(up, 1)
+  app2 = servers.app(up, 2)
   pin_worker(app)
 end
 
@@ -524,7 +491,7 @@ local function b7()
   local SECRET = common.SECRET
   local IPS = { "127.0.0.1", "127.0.0.2", "127.0.0.3" }
   local NGX_TIMEOUT, CLI_TIMEOUT = 1, 2
-  local servers, silent = {}, {}
+  local coturns, silent = {}, {}
   local signer = core.hmac_key("sha1", SECRET)
   local n_user = 0
   local function cred()
@@ -534,7 +501,7 @@ local function b7()
   end
   local ok, err = pcall(function()
     for i = 1, 10 do
-      servers[i] = coturn.start { secrets = { SECRET }, verbose = false, ips = IPS }
+      coturns[i] = coturn.start { secrets = { SECRET }, verbose = false, ips = IPS }
     end
     for i = 1, 10 do
       local u = assert(socket.udp())
@@ -547,13 +514,13 @@ local function b7()
     local single = {}
     for _, interp in ipairs { "lua5.4", "luajit" } do
       single[interp] = function()
-        return fields(run(("%s bench/probe.lua %d %s 50"):format(interp, servers[1].port,
+        return fields(run(("%s bench/probe.lua %d %s 50"):format(interp, coturns[1].port,
           sh.quote(SECRET))), "cpu_ms")
       end
     end
     -- 100 URLs inside nginx: 90 on the coturns (TURN over UDP and TCP, STUN), 10 silent
     local items = {}
-    for _, srv in ipairs(servers) do
+    for _, srv in ipairs(coturns) do
       for _, ip in ipairs(IPS) do
         for _, url in ipairs { ("turn:%s:%d?transport=udp"):format(ip, srv.port),
           ("turn:%s:%d?transport=tcp"):format(ip, srv.port),
@@ -584,7 +551,7 @@ local function b7()
       return got
     end
     -- the CLI: 12 URLs of the configured chain, 4 of them silent
-    local a, b = servers[1], servers[2]
+    local a, b = coturns[1], coturns[2]
     local turn = { ("turn:127.0.0.1:%d?transport=udp"):format(a.port),
       ("turn:127.0.0.1:%d?transport=tcp"):format(a.port),
       ("turn:127.0.0.2:%d?transport=udp"):format(b.port),
@@ -609,7 +576,7 @@ local function b7()
     end
     -- one health round of 20 TURN URLs (10 coturns, UDP and TCP), inside nginx
     local round_urls = {}
-    for _, srv in ipairs(servers) do
+    for _, srv in ipairs(coturns) do
       round_urls[#round_urls + 1] = ("turn:127.0.0.1:%d?transport=udp"):format(srv.port)
       round_urls[#round_urls + 1] = ("turn:127.0.0.1:%d?transport=tcp"):format(srv.port)
     end
@@ -700,7 +667,7 @@ local function b7()
       opt.runs * 200) }
   end)
   for _, u in ipairs(silent) do u:close() end
-  for _, srv in ipairs(servers) do srv:stop() end
+  for _, srv in ipairs(coturns) do srv:stop() end
   if not ok then error(err, 0) end
 end
 

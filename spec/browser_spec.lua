@@ -228,7 +228,7 @@ describe("the demo page in Chromium #integration", function()
         STUN_URLS = "", ICESERVERS_HEALTH_INTERVAL = "1", ICESERVERS_HEALTH_TIMEOUT = "1" } }
       local finished, err = pcall(function()
         -- the prober takes the dead host's URLs out (fall 2 rounds of 1 s)
-        local by = sh.now() + 15 * (os.getenv("ICESERVERS_SLOW") and 2 or 1)
+        local by = sh.now() + 15 * sh.slow(2)
         while true do
           local res = assert(core.http_request { url = srv:url("/ice-servers"), timeout = 5 })
           if not res.body:find(":" .. dead.port, 1, true) then break end

@@ -25,7 +25,7 @@ local fault = require "support.fault_mock"
 -- Under valgrind or ASan (ICESERVERS_SLOW, set by scripts/test.sh) the busted
 -- process, and so the libcurl transport, is many times slower: timeouts that
 -- must not fire and every time bound scale with it.
-local SLOW = os.getenv("ICESERVERS_SLOW") ~= nil
+local SLOW = sh.SLOW
 local SCALE = SLOW and 2.5 or 1
 local TIMEOUT = SLOW and 5 or 1.5 -- ICESERVERS_HTTP_TIMEOUT where the fault ends the call
 local DRIP_TIMEOUT = 2            -- ICESERVERS_HTTP_TIMEOUT against a dripping server

@@ -9,7 +9,7 @@ local sh = require "support.sh"
 local core = require "iceservers.core"
 local cjson = require "cjson"
 
-local SLOW = os.getenv("ICESERVERS_SLOW") and 2 or 1
+local SLOW = sh.slow(2)
 local INTERVAL, TIMEOUT, FALL = 1, 1, 2
 -- fall rounds, a probe's timeout, and slack for a loaded machine
 local DEADLINE = (FALL * INTERVAL + TIMEOUT + 5) * SLOW

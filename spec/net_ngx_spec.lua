@@ -12,7 +12,7 @@ local nginx = require "support.nginx"
 local coturn = require "support.coturn"
 local sh = require "support.sh"
 
-local SLOW = os.getenv("ICESERVERS_SLOW") ~= nil
+local SLOW = sh.SLOW
 local T = SLOW and 3 or 1 -- the timeout the timing cases use
 
 local start_servers = require("support.net_servers").start

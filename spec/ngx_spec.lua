@@ -396,6 +396,33 @@ describe("iceservers.ngx in nginx", function()
   end)
 
   ---------------------------------------------------------------------------
+  describe("the example nginx.conf with health on", function()
+    it("raises a bad health option in init_worker, naming its variable, and answers 503",
+      function()
+        local env = { ICESERVERS_HEALTH_INTERVAL = "soon" }
+        for k, v in pairs(COTURN_ENV) do env[k] = v end
+        local srv = example(env)
+        finally(function() srv:stop() end)
+        local res = fetch(srv:url("/ice-servers"))
+        assert.are.equal(503, res.status, res.body)
+        assert.are.equal(NOT_CONFIGURED, res.body)
+        assert.matches("init_worker_by_lua error: iceservers: ICESERVERS_HEALTH_INTERVAL must "
+          .. "be 0 %(off%) or at least 1 second", srv:error_log())
+      end)
+
+    it("leaves another option's error to serve(): health() raises nothing for it", function()
+      local env = { ICESERVERS_HEALTH_INTERVAL = "30", ICESERVERS_API_KEY = "" }
+      for k, v in pairs(COTURN_ENV) do env[k] = v end
+      local srv = example(env)
+      finally(function() srv:stop() end)
+      assert.are.equal(503, fetch(srv:url("/ice-servers")).status)
+      local log = srv:error_log()
+      assert.is_nil(log:find("init_worker_by_lua error", 1, true), log)
+      assert.matches("iceservers: ICESERVERS_API_KEY is set but empty", log)
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
   describe("the example nginx.conf with a failing provider", function()
     local SHOWN = "no ICE servers available"
 

@@ -9,7 +9,7 @@ local core = require "iceservers.core"
 local probe = require "iceservers.stun.probe"
 local net = require "iceservers.stun.net_socket"
 
-local SLOW = tonumber(os.getenv("ICESERVERS_SLOW") or "1") or 1
+local SLOW = sh.slow(3)
 local TIMEOUT = 3 * SLOW
 local MARGIN = 1.5 * SLOW -- a loaded machine's slack over the probe's own timeout
 local function token(n) return core.hex(core.random_bytes(n)) end

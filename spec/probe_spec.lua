@@ -8,7 +8,7 @@ local probe = require "iceservers.stun.probe"
 local mock = require "support.stun_mock"
 local sh = require "support.sh"
 
-local SLOW = tonumber(os.getenv("ICESERVERS_SLOW") or "1") or 1
+local SLOW = sh.slow(3)
 local LATENCY = 0.001 -- the fake net's one-way time for a delivered message
 local CRED = { username = mock.USER, credential = mock.PASSWORD }
 local MAPPED = "192.0.2.1:40000"

@@ -271,8 +271,8 @@ made under, so while nothing changes a request costs a lookup, not a walk (no
 loop: LuaJIT keeps the request in one trace), and a filtered table keeps its
 identity (the renderer's memo stays valid).
 ]]
-local function kept_urls(self, urls, v)
-  local m = self.kept[urls]
+local function up_urls(self, urls, v)
+  local m = self.up_memo[urls]
   if m and m.v == v then return m.urls end
   local up, out, n = self.health.up, nil, 0
   for i = 1, #urls do
@@ -288,19 +288,19 @@ local function kept_urls(self, urls, v)
     end
   end
   out = out or urls
-  self.kept[urls] = { v = v, urls = out }
+  self.up_memo[urls] = { v = v, urls = out }
   return out
 end
 
 -- A list's entries with their kept URLs (the list itself when none is down),
 -- and why it has no TURN URL left (nil when it has one, or never had any).
-local function kept_list(self, list, v)
-  local m = self.kept[list]
+local function up_list(self, list, v)
+  local m = self.up_memo[list]
   if m and m.v == v then return m.list, m.why end
   local out, turn, turn_up = nil, 0, 0
   for i = 1, #list do
     local e = list[i]
-    local urls = kept_urls(self, e.urls, v)
+    local urls = up_urls(self, e.urls, v)
     if e.username then turn, turn_up = turn + #e.urls, turn_up + #urls end
     if urls ~= e.urls and not out then
       out = {}
@@ -313,30 +313,29 @@ local function kept_list(self, list, v)
   end
   local why = turn > 0 and turn_up == 0 and ("all %d TURN URLs down"):format(turn) or nil
   out = out or list
-  self.kept[list] = { v = v, list = out, why = why }
+  self.up_memo[list] = { v = v, list = out, why = why }
   return out, why
 end
 
+-- res is this request's own (ask and cached make a new one each time), so
+-- what is left of it is written into it.
 function Broker:healthy(res, v)
   if res.username then -- one TURN entry
-    local urls = kept_urls(self, res.urls, v)
-    if urls == res.urls then return res end
+    local urls = up_urls(self, res.urls, v)
     if #urls == 0 then return nil, ("all %d TURN URLs down"):format(#res.urls) end
-    return { urls = urls, username = res.username, credential = res.credential,
-      provider = res.provider, memo_by = "urls", expires = res.expires, ttl = res.ttl,
-      stale = res.stale }
+    res.urls = urls
+    return res
   end
-  local list, why = kept_list(self, res.list, v)
+  local list, why = up_list(self, res.list, v)
   if why then return nil, why end
-  if list == res.list then return res end
-  return { list = list, provider = res.provider, memo_by = res.memo_by and "list",
-    expires = res.expires, ttl = res.ttl, stale = res.stale, errors = res.errors }
+  res.list = list
+  return res
 end
 
 -- The broker's STUN URLs that are up, when some are down.
 function Broker:stun_up(res, v)
   local urls = self.stun_urls
-  local kept = kept_urls(self, urls, v)
+  local kept = up_urls(self, urls, v)
   if kept ~= urls then res.stun = kept end
   return res
 end
@@ -400,10 +399,8 @@ function Broker:resolve(user, req)
   local summary = "every provider failed: " .. concat(errors, "; ")
   if unverified and not others then -- fail open: this node's view may be wrong
     self:note_unverified(true, summary)
-    return { list = unverified.list, urls = unverified.urls, username = unverified.username,
-      credential = unverified.credential, provider = unverified.provider,
-      memo_by = unverified.memo_by, expires = unverified.expires, ttl = unverified.ttl,
-      stale = unverified.stale, unverified = errors }
+    unverified.unverified = errors
+    return unverified
   end
   if self.fallback == "none" then return nil, summary end
   self.event("degraded", "stun")
@@ -496,7 +493,7 @@ local function build(config, env)
   self.render = require("iceservers.render").new(s.stun_urls)
   self.stun_urls = s.stun_urls
   self.health = s.health
-  self.kept = setmetatable({}, { __mode = "k" }) -- URL tables and lists -> filtered copies
+  self.up_memo = setmetatable({}, { __mode = "k" }) -- URL tables and lists -> what is up
   self.chain = require("iceservers.chain").build(s, config, env, self.ctx, self.event)
   for _, link in ipairs(self.chain) do
     if link.check_user then

@@ -87,9 +87,9 @@ local function options_of(opts)
   opts = opts or NO_OPTS
   local o = checked[opts]
   if not o then
-    local err
-    o, err = settings.resolve(opts, getenv)
-    o = o or { err = "iceservers: " .. err }
+    local err, bad
+    o, err, bad = settings.resolve(opts, getenv)
+    o = o or { err = "iceservers: " .. err, bad = bad }
     o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     checked[opts] = o
   end
@@ -166,10 +166,7 @@ function M.health(broker, opts)
   local o = options_of(opts)
   if o.err then
     -- a bad option of health's own is raised here; any other serve() reports
-    if o.err:find("^iceservers: opts%.health_") or o.err:find("^iceservers: ICESERVERS_HEALTH_")
-    then
-      error(o.err, 0)
-    end
+    if o.bad and o.bad:find("^health_") then error(o.err, 0) end
     return false
   end
   if o.health_interval == 0 then return false end
@@ -341,7 +338,7 @@ local function counters(dict)
   local out = {}
   for _, key in ipairs(dict:get_keys(0)) do
     local event, label = key:match("^metrics|([^|]+)|(.+)$")
-    if event and event ~= "probe_failure" then
+    if event then
       if event == "upstream" and label:sub(-3) == "|ms" then
         event, label = "upstream_ms", label:sub(1, -4)
       end
@@ -356,6 +353,8 @@ function M.metrics(opts)
   local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
   local c = dict and counters(dict) or {}
   ngx.header["Cache-Control"] = "no-store"
+  local failures = c.probe_failure
+  c.probe_failure = nil
   if ngx.var.arg_format == "json" then
     c.request, c.upstream_le = nil, nil
     ngx.header["Content-Type"] = "application/json"
@@ -363,7 +362,7 @@ function M.metrics(opts)
     return ngx.print(json == "[]" and "{}" or json)
   end
   ngx.header["Content-Type"] = prometheus.CONTENT_TYPE
-  ngx.print(prometheus.text(c, dict and ngx_health.urls(dict) or {}))
+  ngx.print(prometheus.text(c, dict and ngx_health.urls(dict, failures) or {}))
 end
 
 return M

@@ -118,7 +118,8 @@ end
 
 -- Declared settings (a list of declarations with names) from `values`, a
 -- table name -> raw value: each through types[its type], or its default.
--- Returns the settings; or nil, err naming the first bad one by label(decl).
+-- Returns the settings; or nil, err naming the first bad one by label(decl),
+-- and that declaration.
 function M.settle(list, values, types, label)
   local out = {}
   for i = 1, #list do
@@ -127,7 +128,7 @@ function M.settle(list, values, types, label)
     if v == nil then v = s.default end
     if v ~= nil then
       local value, err = types[s.type](v, s)
-      if value == nil then return nil, M.message(label(s), err) end
+      if value == nil then return nil, M.message(label(s), err), s end
       out[s.name] = value
     end
   end

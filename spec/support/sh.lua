@@ -102,6 +102,12 @@ end
 ---------------------------------------------------------------------------
 -- time
 
+-- Under valgrind or ASan (scripts/test.sh sets ICESERVERS_SLOW) everything
+-- takes longer: M.slow(k) is k there, else 1, the factor a timing margin
+-- takes.
+M.SLOW = os.getenv("ICESERVERS_SLOW") ~= nil
+function M.slow(k) return M.SLOW and k or 1 end
+
 function M.sleep(seconds)
   os.execute(("sleep %.3f"):format(seconds))
 end

@@ -9,7 +9,7 @@ through the shared dict.
                            one worker per node runs each round (a lock in the
                            dict), probing what get_broker():health_targets()
                            hands out
-  urls(dict)            -> url -> {up, rtt_ms, failures}: for the metrics
+  urls(dict, failures)  -> url -> {up, rtt_ms, failures}: for the metrics
 
 In the dict: "health|url|<url>" (iceservers.health's state), "health|down"
 and "health|urls" (the URLs down and probed, one per line), the failure
@@ -106,16 +106,18 @@ function M.start(get_broker, o, dict, log)
   return true
 end
 
-function M.urls(dict)
+-- failures: "<reason>|<url>" -> count, the counters' probe_failure event as
+-- the metrics page read them with the others (one walk of the dict's keys).
+function M.urls(dict, failures)
   local out = {}
   local tracker = health.tracker(store(dict))
   for url in (dict:get(URLS) or ""):gmatch("[^\n]+") do
     local s = tracker:state(url)
     if s then out[url] = { up = s.up, rtt_ms = s.rtt_ms, failures = {} } end
   end
-  for _, key in ipairs(dict:get_keys(0)) do
-    local reason, url = key:match("^metrics|probe_failure|(%w+)|(.+)$")
-    if reason and out[url] then out[url].failures[reason] = dict:get(key) end
+  for label, n in pairs(failures or {}) do
+    local reason, url = label:match("^(%w+)|(.+)$")
+    if reason and out[url] then out[url].failures[reason] = n end
   end
   return out
 end

@@ -83,7 +83,8 @@ M.TYPES = setmetatable({ key = key, interval = interval, count = count,
 
 -- The options of opts (a table, or nil for none), checked, with their
 -- defaults, and api_key from getenv(ICESERVERS_API_KEY) when opts has none
--- (false: no key).  Returns them; or nil, a one-line error.
+-- (false: no key).  Returns them; or nil, a one-line error and the name of
+-- the bad option (when it is one value that is bad).
 function M.resolve(opts, getenv)
   opts = opts or {}
   if type(opts) ~= "table" then return nil, "opts must be a table, not a " .. type(opts) end
@@ -102,10 +103,10 @@ function M.resolve(opts, getenv)
     if v and v ~= "" then from_env[decl.name] = v end
   end
   local values = setmetatable(from_env, { __index = opts })
-  local out, err = options.settle(M.LIST, values, M.TYPES, function(decl)
+  local out, err, bad = options.settle(M.LIST, values, M.TYPES, function(decl)
     return rawget(from_env, decl.name) and decl.env or M.label(decl)
   end)
-  if not out then return nil, err end
+  if not out then return nil, err, bad.name end
   out.api_key = out.api_key or false
   return out
 end
