@@ -57,16 +57,25 @@ function M.init(config)
     coturn = { secret = common.SECRET, urls = common.TURN_URLS },
   }
   brokers.rest = ngxi.new(metered_config("b3"))
+  -- shaping with a cut and a per-user pick: 3 hosts of 2 URLs, one host per user
+  brokers.pool = ngxi.new {
+    providers = "coturn", stun_urls = common.STUN_URLS,
+    coturn = { secret = common.SECRET, urls = common.POOL_URLS, pick = 1 },
+  }
 end
 
 function M.coturn() return ngxi.serve(brokers.coturn, SERVE_OPTS) end
 function M.rest() return ngxi.serve(brokers.rest, SERVE_OPTS) end
+local POOL_OPTS = { user = function() return common.POOL_USER end }
+function M.pool() return ngxi.serve(brokers.pool, POOL_OPTS) end
+-- the coturn endpoint for the same user, without a pool: what the pick adds
+function M.user() return ngxi.serve(brokers.coturn, POOL_OPTS) end
 
 -- The ceiling: what reply() of iceservers.ngx sends for a 200, nothing
 -- computed.  Its body is the endpoint's answer, made by the first request
 -- (bench/run.lua sends one before measuring; REST needs the cache warm).
-local function ceiling(name)
-  local body = assert(iceservers.encode(brokers[name]:get()))
+local function ceiling(name, user)
+  local body = assert(iceservers.encode(brokers[name]:get(user)))
   return function()
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Cache-Control"] = "no-store"

@@ -7,6 +7,14 @@ M.EXPIRY = 1800000000
 M.TURN_URLS = { "turn:turn.example.com:3478?transport=udp",
   "turn:turn.example.com:3478?transport=tcp", "turns:turn.example.com:5349?transport=tcp" }
 M.STUN_URLS = { "stun:stun.example.com:3478" }
+-- B3's pool: 3 hosts of 2 URLs each, TURN_PICK=1 for POOL_USER (the answer:
+-- STUN and the user's host's two URLs)
+M.POOL_URLS = {}
+for i = 1, 3 do
+  M.POOL_URLS[#M.POOL_URLS + 1] = ("turn:turn%d.example.com:3478?transport=udp"):format(i)
+  M.POOL_URLS[#M.POOL_URLS + 1] = ("turns:turn%d.example.com:443?transport=tcp"):format(i)
+end
+M.POOL_USER = "alice"
 
 -- The REST provider of B3/B4 is Metered, answered by bench/upstream.lua.
 M.METERED_KEY = "bench-metered-api-key-Hq3Zt8"

@@ -300,22 +300,27 @@ end
 -- B3: /ice-servers requests per second, one worker, wrk with keep-alive.
 local function b3()
   local paths = { "/ice-servers/coturn", "/ice-servers/rest", "/ceiling/coturn",
-    "/ceiling/rest", "/ceiling/bare" }
+    "/ceiling/rest", "/ceiling/bare", "/ice-servers/pool", "/ice-servers/user" }
   for _, p in ipairs(paths) do fetch(app:url(p)) end -- warm: the REST cache, the ceilings
   -- the same answers (but for the seconds in ttl and expires, of the same length)
   local coturn_body, rest_body = fetch(app:url("/ice-servers/coturn")),
     fetch(app:url("/ice-servers/rest"))
   assert(#coturn_body == #fetch(app:url("/ceiling/coturn")), "the coturn ceiling differs")
   assert(#rest_body == #fetch(app:url("/ceiling/rest")), "the REST ceiling differs")
+  local pool_body = fetch(app:url("/ice-servers/pool"))
+  assert(pool_body:find("turn1.example.com", 1, true) or pool_body:find("turn2.example.com", 1,
+    true) or pool_body:find("turn3.example.com", 1, true), "the pool answer has no host")
   for _, p in ipairs(paths) do wrk(app:url(p), 1) end -- warm: LuaJIT's traces
   -- A run of a location is the mean of SLICES one-second wrk runs, each next
   -- to one of the location it is compared with (ceiling, endpoint, ceiling,
   -- endpoint...), so that both see the same moments of the machine.
   local SLICES = 5
   local v = { ["b3.ceiling_coturn"] = {}, ["b3.coturn"] = {}, ["b3.ceiling_rest"] = {},
-    ["b3.rest"] = {}, ["b3.bare"] = {}, ["b3.coturn2"] = {} }
+    ["b3.rest"] = {}, ["b3.bare"] = {}, ["b3.coturn2"] = {}, ["b3.user"] = {},
+    ["b3.pool"] = {} }
   local pairs_of = { { "b3.ceiling_coturn", "/ceiling/coturn", "b3.coturn", "/ice-servers/coturn" },
     { "b3.ceiling_rest", "/ceiling/rest", "b3.rest", "/ice-servers/rest" },
+    { "b3.user", "/ice-servers/user", "b3.pool", "/ice-servers/pool" },
     { "b3.bare", "/ceiling/bare", "b3.coturn2", "/ice-servers/coturn" } }
   for _ = 1, opt.runs do
     for _, pr in ipairs(pairs_of) do
@@ -334,6 +339,10 @@ local function b3()
   record("b3.ceiling_rest", "B3", "ceiling: precomputed string (Metered's answer)", "req/s",
     v["b3.ceiling_rest"])
   record("b3.rest", "B3", "/ice-servers, cached REST provider (Metered)", "req/s", v["b3.rest"])
+  record("b3.user", "B3", "/ice-servers, coturn provider, a user id (checked, signed in)",
+    "req/s", v["b3.user"])
+  record("b3.pool", "B3", "/ice-servers, coturn pool of 3 hosts, TURN_PICK=1 per user", "req/s",
+    v["b3.pool"])
   record("b3.bare", "B3", "for comparison: the coturn body with no header set", "req/s",
     v["b3.bare"])
   record("b3.coturn2", "B3", "/ice-servers, coturn provider (next to the above)", "req/s",
@@ -343,12 +352,18 @@ local function b3()
     at_least)
   ratio("B3", "cached REST endpoint / its ceiling", "b3.rest", "b3.ceiling_rest", "≥ 90 %",
     at_least)
+  ratio("B3", "pool of 3 hosts, TURN_PICK=1 per user / the same user without a pool",
+    "b3.pool", "b3.user")
   ratio("B3", "coturn endpoint / a body with no header set (not the same response)",
     "b3.coturn2", "b3.bare")
   notes.B3 = { ("bodies: coturn %d bytes, Metered %d bytes; wrk -t1 -c16; a run is %d "
     .. "one-second slices of the location, alternating with its ceiling; the endpoints read "
     .. "the health state on every request (iceservers.ngx's source, mode filter, as with "
-    .. "health on) and count every request for the metrics"):format(#coturn_body,
+    .. "health on) and count every request for the metrics; every answer is shaped (the "
+    .. "default cap of 4 cuts Metered's 6 URLs to 4; the pool's 6 TURN URLs over 3 hosts are "
+    .. "picked per user: an HMAC-SHA256 per host and request, the one shaping step done per "
+    .. "request; a request with a user id also has it checked, by the broker and by coturn's "
+    .. "rules)"):format(#coturn_body,
     #rest_body, SLICES) }
 end
 

@@ -30,7 +30,8 @@ end
 local LOCATIONS = {
   { "= /ice-servers/coturn", "coturn" }, { "= /ice-servers/rest", "rest" },
   { "= /ceiling/coturn", "ceiling_coturn" }, { "= /ceiling/rest", "ceiling_rest" },
-  { "= /ceiling/bare", "ceiling_bare" }, { "= /b1", "sign" }, { "^~ /b4/", "b4" },
+  { "= /ceiling/bare", "ceiling_bare" }, { "= /ice-servers/pool", "pool" },
+  { "= /ice-servers/user", "user" }, { "= /b1", "sign" }, { "^~ /b4/", "b4" },
   { "= /drive", "drive" }, { "= /b5", "b5" }, { "= /b7", "probe" }, { "= /b7round", "round" },
   { "= /lua-heap", "lua_heap" }, { "= /versions", "versions" },
 }

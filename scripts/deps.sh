@@ -10,9 +10,10 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
  coturn valgrind clang-14 libclang-rt-14-dev wrk
- chromium janus iproute2 prometheus"
+ chromium janus iproute2 prometheus curl"
 # lua-socket, lua-sec: the probe's transport outside nginx (optional at run
 # time, needed by its specs).
+# curl: spec/regions_ngx_spec.lua asks from other loopback addresses (--interface).
 # prometheus: promtool checks the metrics page, and a real Prometheus scrapes it
 # (spec/health_ngx_spec.lua).
 # janus: spec/janus_spec.lua runs Debian's Janus (turn_rest_api against the

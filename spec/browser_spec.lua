@@ -60,7 +60,7 @@ describe("the demo page in Chromium #integration", function()
   lazy_setup(function()
     tmp = sh.tmpdir("browser")
     assert(sh.run_clean("mkdir -p " .. quote(ARTIFACTS)))
-    turn = coturn.start{ secrets = { secret } }
+    turn = coturn.start{ secrets = { secret }, tls = true }
     urls = {
       ("turn:127.0.0.1:%d?transport=udp"):format(turn.port),
       ("turn:127.0.0.1:%d?transport=tcp"):format(turn.port),
@@ -251,4 +251,76 @@ describe("the demo page in Chromium #integration", function()
       srv:stop()
       assert(finished, err)
     end)
+
+  -- Every built-in REST provider, its API mocked in its own shape (a real
+  -- nginx over HTTPS with the test CA), with URLs of this spec's coturn
+  -- only and credentials that coturn's secret signs: the endpoint shapes the
+  -- answer with the default cap, and Chromium gets relays through it (over
+  -- UDP and TCP: its turns: URL fails with 701, as Chromium does not trust
+  -- the test CA, which is not asserted either way).
+  describe("each REST provider's answer, shaped with the default cap", function()
+    local S = require("support.mock_api").S
+    local mock
+    lazy_setup(function()
+      mock = nginx.start{
+        http = "lua_shared_dict mock_api 4m;",
+        server = "location / { content_by_lua_file ${root}/spec/support/mock_api.lua; }",
+      }
+      local res = assert(core.http_request { url = mock:url(("/relay/set?plain=127.0.0.1:%d"
+        .. "&tls=localhost:%d&secret=%s"):format(turn.port, turn.tls_port, secret)) })
+      assert.are.equal(200, res.status)
+    end)
+    lazy_teardown(function() if mock then mock:stop() end end)
+
+    local ENV = {
+      metered = function(base) return { TURN_API_URL = base, TURN_API_KEY = S.metered_api_key } end,
+      twilio = function(base) return { TWILIO_API_URL = base, TWILIO_ACCOUNT_SID = S.twilio_sid,
+        TWILIO_AUTH_TOKEN = S.twilio_token } end,
+      cloudflare = function(base) return { CLOUDFLARE_API_URL = base,
+        CLOUDFLARE_TURN_KEY_ID = S.cloudflare_key_id,
+        CLOUDFLARE_TURN_KEY_API_TOKEN = S.cloudflare_token } end,
+      xirsys = function(base) return { XIRSYS_API_URL = base, XIRSYS_IDENT = S.xirsys_ident,
+        XIRSYS_SECRET = S.xirsys_secret, XIRSYS_CHANNEL = S.xirsys_channel } end,
+    }
+
+    for _, name in ipairs { "metered", "twilio", "cloudflare", "xirsys" } do
+      it(name, function()
+        local env = ENV[name](("https://mock.test:%d/s/%s-relay"):format(mock.tls_port, name))
+        env.TURN_PROVIDER, env.STUN_URLS = name, ""
+        env.ICESERVERS_RESOLVE = ("mock.test:%d:127.0.0.1"):format(mock.tls_port)
+        local srv = nginx.start{ template = "examples/nginx/nginx.conf", env = env,
+          ca_file = mock.ca_file }
+        local finished, err = pcall(function()
+          local results = gather(srv, "provider-" .. name)
+          local summary = cjson.encode(results)
+          assert.is_table(results.answer, summary)
+          local n = 0
+          for _, e in ipairs(results.answer.iceServers) do
+            for _, u in ipairs(e.urls) do
+              n = n + 1
+              -- this spec's coturn only, and never port 53
+              assert.truthy(u:find(":" .. turn.port, 1, true) or u:find(":" .. turn.tls_port,
+                1, true), u)
+            end
+          end
+          assert.is_true(n >= 1 and n <= 4, summary)
+          local relay = 0
+          for _, server in ipairs(results.servers) do
+            for _, e in ipairs(server.errors) do
+              assert.are_not.equal(401, e.code, "credentials refused: " .. summary)
+            end
+            for _, c in ipairs(relays(server)) do
+              relay = relay + 1
+              assert(c.port >= turn.min_port and c.port <= turn.max_port, summary)
+            end
+          end
+          assert(relay >= 1, "no relay candidate: " .. summary)
+          assert.is_true(turn:accepted(results.answer.iceServers[#results.answer.iceServers]
+            .username), "coturn's log shows no ALLOCATE success")
+        end)
+        srv:stop()
+        assert(finished, err)
+      end)
+    end
+  end)
 end)

@@ -65,7 +65,7 @@ describe("iceservers probe", function()
       ("stun:127.0.0.1:%d"):format(silent2.ports.silence) }
     return { TURN_PROVIDER = "coturn", TURN_SECRET = secret or SECRET,
       TURN_URLS = table.concat(turn, ","), STUN_URLS = table.concat(stun, ","),
-      ICESERVERS_CA_FILE = a.ca_file }
+      ICESERVERS_CA_FILE = a.ca_file, ICESERVERS_MAX_URLS = "0" } -- every URL, not the 4 served
   end
 
   it("probes every URL of the answer at once, in about one timeout", function()

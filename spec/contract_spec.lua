@@ -237,7 +237,8 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
   it("are every option the docs table lists", function()
     local names = {}
     for _, s in ipairs(serve.LIST) do names[#names + 1] = s.name end
-    assert.are.same({ "user", "user_from_query", "api_key", "cors_origin", "dict",
+    assert.are.same({ "user", "user_from_query", "api_key", "cors_origin", "region",
+      "region_var", "dict",
       "lock_timeout", "health_interval", "health_timeout", "health_fall", "health_rise",
       "health_mode", "health_providers" }, names)
     assert.is_string(cjson.encode(serve.LIST))
@@ -248,7 +249,7 @@ describe("the built-in providers", function()
   it("are runtime-blind: they require plain-Lua helpers only, never the core or ngx", function()
     local sh = require "support.sh"
     local allowed = { ["iceservers.rest"] = true, ["iceservers.normalize"] = true,
-      ["iceservers.secrets"] = true }
+      ["iceservers.secrets"] = true, ["iceservers.pools"] = true }
     for _, name in ipairs { "coturn", "static", "stun", "metered", "twilio", "cloudflare",
         "xirsys" } do
       local path = "lua/iceservers/providers/" .. name .. ".lua"

@@ -66,7 +66,8 @@ describe("#integration health in nginx (the example nginx.conf)", function()
       STUN_URLS = ("stun:127.0.0.1:%d"):format(a.port),
       ICESERVERS_HEALTH_INTERVAL = tostring(INTERVAL),
       ICESERVERS_HEALTH_TIMEOUT = tostring(TIMEOUT),
-      ICESERVERS_HEALTH_FALL = tostring(FALL) }
+      ICESERVERS_HEALTH_FALL = tostring(FALL),
+      ICESERVERS_MAX_URLS = "0" } -- the answer whole: every URL's state shows in it
     srv = nginx.start { template = "examples/nginx/nginx.conf", workers = 2, env = env }
     env.ICESERVERS_HEALTH_MODE = "observe" -- probes and reports, answers as they are
     observer = nginx.start { template = "examples/nginx/nginx.conf", workers = 1, env = env }

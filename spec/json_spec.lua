@@ -34,10 +34,11 @@ local function rest_broker(clock, status, more)
   return iceservers.new(config), function() return calls end
 end
 
--- json(user, format) and encode(get(user), format) agree, both formats.
+-- json(user, format) and encode(get(user, nil, format), format) agree, both
+-- formats (each shaped for its own).
 local function assert_same(b, user)
   for _, format in ipairs { "webrtc", "rest" } do
-    local servers, meta = b:get(user)
+    local servers, meta = b:get(user, nil, format)
     local json, jerr, failed = b:json(user, format)
     if not servers then
       assert.is_nil(json)

@@ -104,6 +104,8 @@ describe("REST providers against a mock API", function()
       ICESERVERS_RESOLVE = "mock.test:" .. srv.tls_port .. ":127.0.0.1",
       ICESERVERS_HTTP_TIMEOUT = tostring(TIMEOUT),
       ICESERVERS_CONNECT_TIMEOUT = tostring(math.max(2, TIMEOUT)),
+      -- the providers' answers whole; the default cap has its case below
+      ICESERVERS_MAX_URLS = "0",
     }
     for k, v in pairs(vars) do env[k] = v or nil end
     local logs, clock = {}, { t = T0 }
@@ -351,10 +353,11 @@ describe("REST providers against a mock API", function()
     end)
 
     it("drops the port-53 URLs browsers block", function()
-      local servers = serve(V.cloudflare, "port53")
+      local servers, meta = serve(V.cloudflare, "port53")
       assert.are.same({ CF_STUN, turn_entry(TURN.cloudflare, {
         "turn:turn.cloudflare.com:3478?transport=udp", "turn:turn.cloudflare.com:80?transport=tcp",
         "turns:turn.cloudflare.com:443?transport=tcp" }) }, servers)
+      assert.are.same({ port_53 = 2 }, meta.dropped)
     end)
 
     it("puts STUN_URLS first and drops the provider's copy of them", function()
@@ -409,6 +412,38 @@ describe("REST providers against a mock API", function()
   ---------------------------------------------------------------------------
   -- Failures: nil and one line naming the provider, in bounded time, with no
   -- secret in the error or in any log line.
+  describe("with the default cap (ICESERVERS_MAX_URLS unset: 4)", function()
+    local shape = require "iceservers.shape"
+    for _, key in ipairs(ORDER) do
+      it(key .. "'s answer holds at most 4 URLs, one of each class first", function()
+        local servers, meta = serve(V[key], "ok", { ICESERVERS_MAX_URLS = false })
+        local whole = serve(V[key], "ok")
+        local n, classes, all = 0, {}, {}
+        for _, e in ipairs(servers) do
+          assert.is_true(#e.urls > 0)
+          for _, u in ipairs(e.urls) do
+            n = n + 1
+            classes[shape.class(u)] = true
+          end
+        end
+        for _, e in ipairs(whole) do
+          for _, u in ipairs(e.urls) do all[shape.class(u)] = true end
+        end
+        assert.is_true(n <= 4, key .. ": " .. n .. " URLs")
+        assert.is_true(classes.turn_udp or classes.turns or classes.turn_tcp or false)
+        local total = 0
+        for _, e in ipairs(whole) do total = total + #e.urls end
+        if total > 4 then
+          assert.are.equal(4, n)
+          assert.are.equal(total - 4, meta.dropped.cap)
+          for c in pairs(all) do assert.is_true(classes[c], key .. " lost class " .. c) end
+        else
+          assert.is_nil(meta.dropped)
+        end
+      end)
+    end
+  end)
+
   describe("failures", function()
     local NOT_JSON = "with a body that is not a JSON object or array"
     local NO_TURN = "no valid TURN server in the answer"

@@ -36,6 +36,13 @@ local function secrets_of(decl, opts)
   local out = {}
   for key, spec in pairs(decl) do
     if spec.secret and type(opts[key]) == "string" then out[#out + 1] = opts[key] end
+    if spec.type == "regions" and type(opts[key]) == "table" then
+      for _, fields in pairs(opts[key]) do
+        for _, f in ipairs(spec.fields) do
+          if decl[f].secret and type(fields[f]) == "string" then out[#out + 1] = fields[f] end
+        end
+      end
+    end
   end
   for _, v in ipairs(type(opts.redact) == "table" and opts.redact or {}) do
     out[#out + 1] = v

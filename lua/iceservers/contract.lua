@@ -87,33 +87,39 @@ Returns true, ttl, expires; or false, why.  Under the 60 s floor (or not a
 finite number) the answer is a failure: stretched, the credentials would be
 handed out past their end.
 ]]
--- v as a finite number; or nil, why (what names it, kind says what it counts).
-local function finite(v, what, kind)
+-- v as a finite number, or nil; why_not(v, what, kind) says why not (what
+-- names it, kind says what it counts).  The message is made only when it is
+-- needed: its strings would otherwise be constants of every request's trace.
+local function finite(v)
   local n = tonumber(v)
-  if n == nil then return nil, ("%s is not a number (a %s)"):format(what, type(v)) end
-  if n ~= n or n == huge or n == -huge then
-    return nil, ("%s %s is not a finite %s"):format(what, show(n), kind)
-  end
+  if n == nil or n ~= n or n == huge or n == -huge then return nil end
   return n
 end
 
-function M.lifetime(ttl, expires, now, max, top)
+local function why_not(v, what, kind)
+  local n = tonumber(v)
+  if n == nil then return ("%s is not a number (a %s)"):format(what, type(v)) end
+  return ("%s %s is not a finite %s"):format(what, show(n), kind)
+end
+
+local TTL_MIN = options.TTL_MIN
+local function lifetime(ttl, expires, now, max, top)
   if ttl ~= nil then
-    local n, why = finite(ttl, "TTL", "number of seconds")
-    if not n then return false, why end
-    if n < options.TTL_MIN then
-      return false, ("TTL %s is under the %d s floor"):format(show(n), options.TTL_MIN)
+    local n = finite(ttl)
+    if not n then return false, why_not(ttl, "TTL", "number of seconds") end
+    if n < TTL_MIN then
+      return false, ("TTL %s is under the %d s floor"):format(show(n), TTL_MIN)
     end
     ttl = n > max and max or n
   end
   if expires ~= nil then
-    local e, why = finite(expires, "expires", "Unix time")
-    if not e then return false, why end
+    local e = finite(expires)
+    if not e then return false, why_not(expires, "expires", "Unix time") end
     local left = e - now
     if left <= 0 then return false, ("expires %s is in the past"):format(show(e)) end
-    if left < options.TTL_MIN then
+    if left < TTL_MIN then
       return false, ("expires %s is %s s ahead, under the %d s floor"):format(show(e),
-        show(floor(left)), options.TTL_MIN)
+        show(floor(left)), TTL_MIN)
     end
     if left > top + SKEW then
       return false, ("expires %s is more than %s ahead%s"):format(show(e), days(top),
@@ -123,6 +129,7 @@ function M.lifetime(ttl, expires, now, max, top)
   end
   return true, ttl, expires
 end
+M.lifetime = lifetime
 
 -- Why entries of a provider's answer were dropped, at info: each reason at
 -- most once a minute per provider (normalize keeps credentials out of them,
@@ -177,7 +184,7 @@ function M.call(link, user, req, now)
     end
   end
   if ttl ~= nil or expires ~= nil then
-    ok, ttl, expires = M.lifetime(ttl, expires, now, link.max_ttl, link.top_ttl)
+    ok, ttl, expires = lifetime(ttl, expires, now, link.max_ttl, link.top_ttl)
     if not ok then return nil, ttl end
   end
   return answer, ttl, expires, true, one

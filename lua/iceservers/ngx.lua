@@ -28,6 +28,11 @@ local core = require "iceservers.core"
 local M = {}
 
 local find, gsub = string.find, string.gsub
+-- The request path's ngx functions, read once (lua-resty-core has replaced
+-- them by then): each field read per request is a constant of its trace, and
+-- LuaJIT compiles a trace of at most 500 constants (maxirconst).
+local get_method, ngx_print, ngx_exit, header, var = ngx.req.get_method, ngx.print, ngx.exit,
+  ngx.header, ngx.var
 
 local KEY_VAR = settings.BY_NAME.api_key.env
 local RETRY = 5 -- seconds between two builds of a broken configuration
@@ -90,6 +95,7 @@ local function options_of(opts)
     local err, bad
     o, err, bad = settings.resolve(opts, getenv)
     o = o or { err = "iceservers: " .. err, bad = bad }
+    o.regional = (o.region or o.region_var) and true -- one field read per request
     o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     checked[opts] = o
   end
@@ -195,14 +201,14 @@ local function reply(status, body, opts)
   local dict = opts.shared
   if dict then dict:incr(REQUEST_KEYS[status], 1, 0) end
   ngx.status = status
-  ngx.header["Content-Type"] = "application/json"
-  ngx.header["Cache-Control"] = "no-store"
+  header["Content-Type"] = "application/json"
+  header["Cache-Control"] = "no-store"
   if opts.cors_origin then
-    ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
-    ngx.header["Vary"] = "Origin"
+    header["Access-Control-Allow-Origin"] = opts.cors_origin
+    header["Vary"] = "Origin"
   end
-  ngx.print(body)
-  return ngx.exit(status)
+  ngx_print(body)
+  return ngx_exit(status)
 end
 
 local function failure(status, message, opts)
@@ -213,9 +219,11 @@ end
 -- turn_rest_api URL even when that has a query already: a literal "?" in the
 -- query then separates parameters too (an encoded %3F does not).  The raw
 -- query is read first: no table walk, and no parse at all without a query.
+-- The parameters of a request without a query (no table per request).
+local NO_ARGS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 local function query_args()
-  local raw = ngx.var.args
-  if not raw then return {} end
+  local raw = var.args
+  if not raw then return NO_ARGS end
   if find(raw, "?", 1, true) then
     return ngx.decode_args((gsub(raw, "%?", "&")), 32)
   end
@@ -229,6 +237,7 @@ local function params(method)
     1, true) then
     ngx.req.read_body()
     local form = ngx.req.get_post_args(32)
+    if args == NO_ARGS then args = {} end
     for k, v in pairs(form or {}) do
       if args[k] == nil then args[k] = v end
     end
@@ -244,6 +253,29 @@ end
 
 -- opts: see iceservers.ngx.settings.  A bad option is a configuration error:
 -- 503 to every request, logged once per worker and RETRY seconds.
+-- (not a closure made in region_req: LuaJIT would not compile its returns)
+local function read_only() error("req is read-only", 2) end
+
+-- The req of a request with a region: one read-only table per region name
+-- (a bounded number: the names come from requests), never one per request.
+local REGION_REQS, region_reqs = {}, 0
+local function region_req(opts)
+  local region
+  if opts.region then
+    region = opts.region(ngx)
+  else
+    region = var[opts.region_var]
+  end
+  if type(region) ~= "string" or region == "" then return nil end
+  local req = REGION_REQS[region]
+  if req then return req end
+  req = setmetatable({}, { __index = { region = region }, __newindex = read_only })
+  if region_reqs < 64 then
+    REGION_REQS[region], region_reqs = req, region_reqs + 1
+  end
+  return req
+end
+
 function M.serve(broker, raw_opts)
   local opts = options_of(raw_opts)
   if opts.err then
@@ -251,7 +283,7 @@ function M.serve(broker, raw_opts)
     return failure(503, NOT_CONFIGURED, NO_OPTS)
   end
   local key = opts.api_key
-  local method = ngx.req.get_method()
+  local method = get_method()
   if method == "OPTIONS" and opts.cors_origin then
     ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
     ngx.header["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -303,13 +335,15 @@ function M.serve(broker, raw_opts)
     from_query = user ~= nil
   end
 
+  local req = opts.regional and region_req(opts) or nil
+
   -- broker:json writes what encode(broker:get(user)) would, reusing the text
   -- of a cached answer; a broker-like object of the caller's may have get only.
   local json, err, failed
   if broker.json then
-    json, err, failed = broker:json(user, format)
+    json, err, failed = broker:json(user, format, req)
   else
-    local servers, meta = broker:get(user)
+    local servers, meta = broker:get(user, req, format)
     if servers then
       json, err = iceservers.encode(servers, meta, format)
       failed = "encode"

@@ -529,6 +529,9 @@ function M.canonical_urls(urls, turn)
       return nil, turn and format("must hold turn: or turns: URLs, not %s", url.url)
         or format("holds a TURN URL (%s); TURN URLs belong to a provider", url.url)
     end
+    if tonumber(url.port) == 53 then
+      return nil, format("%s is on port 53, which browsers block", url.url)
+    end
     if not seen[url.url] then
       seen[url.url] = true
       out[#out + 1] = url.url

@@ -106,7 +106,8 @@ M.coerce = {
 }
 
 -- The types a provider may declare (a variable can give each of them).
-M.PROVIDER_TYPES = { string = true, list = true, ttl = true, number = true, boolean = true }
+M.PROVIDER_TYPES = { string = true, list = true, ttl = true, number = true, boolean = true,
+  regions = true }
 
 -- "what: err", or "what err" when err reads after a name ("must be ...").
 function M.message(what, err)
@@ -151,8 +152,124 @@ function M.check_declaration(name, decl)
     if spec.env ~= nil and type(spec.env) ~= "string" then
       fail("provider '%s': option '%s' has a non-string env name", name, key)
     end
+    if spec.type == "regions" then
+      for _, f in ipairs(type(spec.fields) == "table" and spec.fields or {}) do
+        if type(decl[f]) ~= "table" or decl[f].type == "regions" then
+          fail("provider '%s': option '%s' names field '%s', which is not an option",
+            name, key, tostring(f))
+        end
+      end
+      if type(spec.fields) ~= "table" or #spec.fields == 0 then
+        fail("provider '%s': option '%s' of type regions needs fields", name, key)
+      end
+    end
   end
   return decl
+end
+
+--[[
+An option of type "regions" (`fields` = names of other options of the
+provider): per region name ([a-z0-9_-]+), a table of those options.  From a
+config table: `regions = { eu = { urls = ... }, ... }`; from variables: the
+option's variable lists the names (`TURN_REGIONS=eu,us`), and each field of
+a region comes from the field's variable with the region's name upper-cased,
+`-` as `_` (`TURN_URLS_EU`).  Each field is coerced as its own option; unset
+fields are left out (the provider says what a region inherits).
+]]
+M.REGION_NAME = "^[a-z0-9_-]+$"
+
+function M.region_suffix(region)
+  return (region:upper():gsub("-", "_"))
+end
+
+local function region_fields(decl, spec, raw_of)
+  local out = {}
+  for _, f in ipairs(spec.fields) do
+    local raw, where = raw_of(f)
+    if raw ~= nil then
+      local value, err = M.coerce[decl[f].type or "string"](raw, decl[f])
+      if value == nil then fail("%s: %s", where, err) end
+      out[f] = value
+    end
+  end
+  return out
+end
+
+local function check_region_name(region, where)
+  if type(region) ~= "string" or not region:find(M.REGION_NAME) then
+    fail("%s: region name '%s' must be lower-case letters, digits, '_' or '-'", where,
+      tostring(region):gsub("%c", "?"))
+  end
+end
+
+local function regions(name, decl, key, spec, given, env)
+  local out = {}
+  if given then
+    local t = given[key]
+    if t == nil then return nil end
+    local where = ("config.%s.%s"):format(name, key)
+    if type(t) ~= "table" then fail("%s must be a table of regions", where) end
+    for region, fields in pairs(t) do
+      check_region_name(region, where)
+      local at = where .. "." .. region
+      if type(fields) ~= "table" then fail("%s must be a table of options", at) end
+      local known = {}
+      for _, f in ipairs(spec.fields) do known[f] = true end
+      for f in pairs(fields) do
+        if not known[f] then
+          fail("%s: no option '%s' per region (only %s)", at, tostring(f),
+            table.concat(spec.fields, ", "))
+        end
+      end
+      out[region] = region_fields(decl, spec, function(f)
+        return fields[f], at .. "." .. f
+      end)
+    end
+  else
+    local raw = env and spec.env and env(spec.env)
+    if raw == nil or raw == "" then return nil end
+    local names, err = M.parse_list(raw)
+    if not names then fail("%s: %s", spec.env, err) end
+    for _, region in ipairs(names) do
+      check_region_name(region, spec.env)
+      local suffix = M.region_suffix(region)
+      out[region] = region_fields(decl, spec, function(f)
+        local var = decl[f].env and (decl[f].env .. "_" .. suffix)
+        local v = var and env(var)
+        if v == "" then v = nil end
+        return v, var
+      end)
+    end
+  end
+  if next(out) == nil then fail("%s names no region", given and key or spec.env) end
+  return out
+end
+
+-- One option of provider `name` (not of type regions) from its source.
+function M.option(name, key, spec, given, source)
+  local raw, where
+  if given then
+    raw, where = given[key], ("config.%s.%s"):format(name, key)
+  elseif source.env and spec.env then
+    raw, where = source.env(spec.env), spec.env
+    if raw == "" then raw = nil end
+  end
+  if raw == nil then
+    raw = spec.default
+    where = where or ("%s option '%s'"):format(name, key)
+  end
+  if raw == nil then
+    if spec.required then
+      fail("provider '%s' needs option '%s'%s", name, key,
+        spec.env and (" (" .. spec.env .. ")") or "")
+    end
+  else
+    local value, err = M.coerce[spec.type or "string"](raw, spec)
+    if value == nil then
+      fail("%s: %s", where, err)
+    end
+    return value
+  end
 end
 
 --[[
@@ -176,31 +293,12 @@ function M.resolve(name, decl, source)
     end
   end
   for key, spec in pairs(decl) do
-    local raw, where
-    if given then
-      raw, where = given[key], ("config.%s.%s"):format(name, key)
-    elseif source.env and spec.env then
-      raw, where = source.env(spec.env), spec.env
-      if raw == "" then raw = nil end
-    end
-    if raw == nil then
-      raw = spec.default
-      where = where or ("%s option '%s'"):format(name, key)
-    end
-    if raw == nil then
-      if spec.required then
-        fail("provider '%s' needs option '%s'%s", name, key,
-          spec.env and (" (" .. spec.env .. ")") or "")
-      end
+    if spec.type == "regions" then
+      opts[key] = regions(name, decl, key, spec, given, source.env)
     else
-      local value, err = M.coerce[spec.type or "string"](raw, spec)
-      if value == nil then
-        fail("%s: %s", where, err)
-      end
-      opts[key] = value
+      opts[key] = M.option(name, key, spec, given, source)
     end
   end
   return opts
 end
-
 return M

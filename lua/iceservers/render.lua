@@ -14,7 +14,8 @@ What does not change is computed once and kept in one weak-keyed memo, by
 the identity of the tables it comes from, which never change (a provider's
 tables are the broker's to keep; normalized ones are the broker's own):
   a list (res.memo_by "list": a cached answer's, or the fallback's):
-      its webrtc array text, its rest parts, its servers table to copy
+      its webrtc array text (when the broker's STUN URLs are its own), its
+      rest parts, its servers table to copy
   a URL table (res.memo_by "list", or "urls": that of a result's one entry,
       the provider's own, as coturn's configured URLs): the URLs kept, as
       JSON, the text up to a username of an answer of that one entry
@@ -46,7 +47,7 @@ function M.new(stun_urls)
   return self
 end
 
-function Render:record(t)
+local function record(self, t)
   local r = self.memo[t]
   if not r then
     r = {}
@@ -60,8 +61,8 @@ end
 -- is left.  The memo holds ALL rather than urls: a value that holds its weak
 -- key would keep it alive in LuaJIT, which has no ephemerons.
 local ALL = {}
-function Render:kept(urls, remember)
-  local r = remember and self:record(urls)
+local function kept_urls(self, urls, remember)
+  local r = remember and record(self, urls)
   local kept = r and r.kept
   if r and kept ~= nil then return kept == ALL and urls or kept end
   local seen, out, n = self.seen, {}, 0
@@ -76,46 +77,48 @@ function Render:kept(urls, remember)
 end
 
 -- Those URLs as JSON; false when none is left.
-function Render:urls_json(urls, remember)
-  local r = remember and self:record(urls)
+local function urls_json(self, urls, remember)
+  local r = remember and record(self, urls)
   if r and r.json ~= nil then return r.json end
-  local kept = self:kept(urls, remember)
+  local kept = kept_urls(self, urls, remember)
   local text = kept and encode.strings(kept)
   if r then r.json = text end
   return text
 end
 
--- For an answer of one entry with this URL table: the webrtc text up to its
--- username; false when none of its URLs is kept.
-function Render:head(urls)
-  local r = self:record(urls)
-  local head = r.head
-  if head == nil then
-    local text = self:urls_json(urls, true)
-    head = text and ('{"iceServers":[' .. (self.stun_json and (self.stun_json .. ",") or "")
-      .. '{"urls":' .. text .. ',"username":')
-    r.head = head
-  end
-  return head
-end
-
--- The STUN entry's text for res: the broker's, or that of its URLs up
--- (res.stun, the same table while the same are down); false for none.
-function Render:stun_text(res)
-  local up = res.stun
+-- The STUN entry's text for the STUN URLs of a result (res.stun: those up,
+-- or those shaping kept; the same table while they are the same): the
+-- broker's for nil; false for none.
+local function stun_text(self, up)
   if not up then return self.stun_json end
-  local r = self:record(up)
+  local r = record(self, up)
   if r.stun == nil then r.stun = #up > 0 and encode.server(encode.strings(up)) or false end
   return r.stun
 end
 
 -- The iceServers array, as JSON.
-function Render:servers_json(list, remember, stun_json)
+-- For an answer of one entry with this URL table and STUN URLs (res.stun,
+-- nil for the broker's): the webrtc text up to its username; false when none
+-- of its URLs is kept.  Kept for the last STUN table it was made with.
+local function head_text(self, urls, stun)
+  local r = record(self, urls)
+  local head = r.head
+  if head == nil or r.head_stun ~= (stun or false) then
+    local text = urls_json(self, urls, true)
+    local stun_json = stun_text(self, stun)
+    head = text and ('{"iceServers":[' .. (stun_json and (stun_json .. ",") or "")
+      .. '{"urls":' .. text .. ',"username":')
+    r.head, r.head_stun = head, stun or false
+  end
+  return head
+end
+
+local function servers_json(self, list, remember, stun_json)
   local parts, n = {}, 0
   if stun_json then n = 1; parts[1] = stun_json end
   for i = 1, #list do
     local entry = list[i]
-    local urls = self:urls_json(entry.urls, remember)
+    local urls = urls_json(self, entry.urls, remember)
     if urls then
       n = n + 1
       parts[n] = encode.server(urls, entry.username, entry.credential)
@@ -125,7 +128,7 @@ function Render:servers_json(list, remember, stun_json)
 end
 
 -- encode.tail(ttl, expires, degraded), kept for the last ttl and expires.
-function Render:tail(ttl, expires, degraded)
+local function tail(self, ttl, expires, degraded)
   local last = self.memo[TAIL]
   if ttl and ttl == last.ttl and expires == last.expires and not degraded then
     return last.text
@@ -143,29 +146,31 @@ local function list_of(res)
 end
 
 -- webrtc: '{"iceServers":[...]' and the tail.
-function Render:webrtc(res)
-  if res.username and not res.stun then -- coturn's, static's one entry: only its text is new
-    local head = self:head(res.urls)
+local function webrtc(self, res)
+  if res.username then -- coturn's, static's one entry: only its text is new
+    local head = head_text(self, res.urls, res.stun)
     if head then
       local u, c = quote(res.username, res.credential)
-      return head .. u .. ',"credential":' .. c .. "}]" .. self:tail(res.ttl, res.expires)
+      return head .. u .. ',"credential":' .. c .. "}]" .. tail(self, res.ttl, res.expires)
     end
   end
-  local list, by = list_of(res), res.memo_by
-  local r = by == "list" and not res.stun and self:record(list)
+  local list, by, stun = res.list or list_of(res), res.memo_by, res.stun
+  -- (with STUN URLs of its own, the text is made each time: rare, and a key
+  -- more here would push the request's trace over LuaJIT's constants)
+  local r = by == "list" and not stun and record(self, list)
   local array = r and r.webrtc
   if not array then
-    array = self:servers_json(list, by ~= nil, self:stun_text(res))
+    array = servers_json(self, list, by ~= nil, stun_text(self, stun))
     if r then r.webrtc = array end
   end
-  return '{"iceServers":' .. array .. self:tail(res.ttl, res.expires, res.errors ~= nil)
+  return '{"iceServers":' .. array .. tail(self, res.ttl, res.expires, res.errors ~= nil)
 end
 
 -- rest: the TURN entries are kept whole, so the text of the list is that of
 -- the list as served.
-function Render:rest(res)
+local function rest(self, res)
   local list = list_of(res)
-  local r = res.memo_by == "list" and self:record(list)
+  local r = res.memo_by == "list" and record(self, list)
   local head, uris = r and r.rest_head, r and r.rest_uris
   if not head then
     head, uris = encode.rest_parts(list)
@@ -177,8 +182,8 @@ end
 
 -- format: "webrtc" or "rest" (checked by the caller).
 function Render:json(res, format)
-  if format == "rest" then return self:rest(res) end
-  return self:webrtc(res)
+  if format == "rest" then return rest(self, res) end
+  return webrtc(self, res)
 end
 
 -- A fresh copy of an array of URLs (most hold one or two).
@@ -193,7 +198,7 @@ end
 -- the URLs kept; a list that does not change is composed once, then copied.
 function Render:servers(list, by, stun)
   if stun then by = nil end -- the broker's STUN entry is not the whole of it: no memo
-  local r = by == "list" and self:record(list)
+  local r = by == "list" and record(self, list)
   local proto = r and r.proto
   local out = {}
   if proto then
@@ -213,7 +218,7 @@ function Render:servers(list, by, stun)
   end
   for i = 1, #list do
     local entry = list[i]
-    local urls = self:kept(entry.urls, by ~= nil)
+    local urls = kept_urls(self, entry.urls, by ~= nil)
     if urls then
       n = n + 1
       out[n] = { urls = copy(urls), username = entry.username, credential = entry.credential }
@@ -234,6 +239,11 @@ function Render:tables(res)
     meta = { provider = res.provider, stale = res.stale, expires = res.expires, ttl = res.ttl,
       errors = res.failed }
     if res.unverified then meta.unverified, meta.errors = true, res.unverified end
+  end
+  if res.dropped then
+    local d = {}
+    for k, n in pairs(res.dropped) do d[k] = n end
+    meta.dropped = d
   end
   return self:servers(list_of(res), res.memo_by, res.stun), meta
 end

@@ -50,6 +50,15 @@ M.LIST = {
     doc = [[`1` lets the built-in providers' base URLs (`*_API_URL`) be `http://`, for
     tests against a local mock; otherwise they must be `https://`. A provider's own
     `ctx.http` calls are not affected]] },
+  { name = "max_urls", env = "ICESERVERS_MAX_URLS", type = "max_urls", default = 4,
+    doc = [[the most URLs an answer holds, STUN included (`rest`: its TURN URIs); default
+    `4` (Firefox warns above 2 and has problems from 5); `0`: no cap. The cap keeps one
+    URL of each class in turn: STUN, TURN over UDP, TURN over TLS (port 443 first), TURN
+    over TCP (docs/shaping.md)]] },
+  { name = "rest_ipv6", env = "ICESERVERS_REST_IPV6", type = "boolean", default = false,
+    doc = [[`1` keeps TURN URLs with an IPv6 literal host in the `rest` format; by default
+    they are left out of it, as Janus splits its URIs on `:` (the `webrtc` format keeps
+    them)]] },
   { name = "log", type = "function", doc = [[`function(level, msg)`, level `error`,
     `warn`, `info` or `debug`; default: warnings and errors on stderr]] },
   { name = "http", type = "function", doc = [[the HTTP transport handed to providers as
@@ -111,6 +120,14 @@ local function resolve_map(v)
   return map
 end
 
+local function max_urls(v)
+  local n = tonumber(v)
+  if not n or n ~= math.floor(n) or n < 0 or n > 1000 then
+    return nil, "must be a whole number of URLs, 0 (no cap) to 1000"
+  end
+  return n
+end
+
 local function fallback(v)
   if v ~= "stun" and v ~= "none" then
     return nil, ("must be \"stun\" or \"none\", not %q"):format(tostring(v))
@@ -138,7 +155,7 @@ local function health(v)
 end
 
 M.TYPES = setmetatable({ stun_urls = stun_urls, resolve = resolve_map, fallback = fallback,
-  backend = backend, health = health }, { __index = options.coerce })
+  backend = backend, health = health, max_urls = max_urls }, { __index = options.coerce })
 
 -- The config of the variables that lookup(name) gives (unset and empty ones
 -- left out, but for a setting where empty is a value).

@@ -33,6 +33,11 @@ Cases (not every provider has every one):
             it across the 117th byte of the text)
   500, garbage (non-JSON), empty (no server), stunonly (metered), big (an
   answer over 1 MiB), 429 (Retry-After: 30), flaky (ok once, then 500)
+  relay     ok, with every URL's host and port made a loopback TURN server's
+            (turns:/stuns: to `tls`, port 53 kept as 127.0.0.1:53, the others
+            to `plain`) and credentials of the TURN REST scheme signed with
+            `secret`, all set by GET /relay/set?plain=H:P&tls=H:P&secret=S
+            (spec/browser_providers_spec.lua: a real coturn takes them)
 `get<case>` applies <case> to Metered's GET only (the create-credential POST
 then succeeds).
 ]==]
@@ -76,7 +81,27 @@ local function b64(s) return ngx.encode_base64(s) end
 
 local send = require "support.mock_reply"
 
-local function json(status, doc) return send(status, cjson.encode(doc)) end
+-- With the relay case: the loopback server that replaces every URL's host.
+local relay
+
+local function relay_urls(text)
+  return (text:gsub('"(%a+):([^"?]+)([^"]*)"', function(scheme, hostport, rest)
+    scheme = scheme:lower()
+    if scheme ~= "stun" and scheme ~= "stuns" and scheme ~= "turn" and scheme ~= "turns" then
+      return nil
+    end
+    local port = hostport:match(":(%d+)$")
+    local to = port == "53" and "127.0.0.1:53"
+      or (scheme == "turns" or scheme == "stuns") and relay.tls or relay.plain
+    return '"' .. scheme .. ":" .. to .. rest .. '"'
+  end))
+end
+
+local function json(status, doc)
+  local text = cjson.encode(doc)
+  if relay then text = relay_urls(text:gsub("\\/", "/")) end
+  return send(status, text)
+end
 
 -- A JSON document of about M.BIG bytes that would be a valid answer if read.
 local function big(doc_with_pad)
@@ -405,6 +430,10 @@ elseif what == "log" then
 elseif what == "last" then
   local _, list = calls(name)
   return send(200, list[#list] or "null")
+elseif what == "relay" and name == "set" then
+  local a = ngx.req.get_uri_args()
+  dict:set("relay", cjson.encode { plain = a.plain, tls = a.tls, secret = a.secret })
+  return send(200, "{}")
 end
 
 local scenario, path = uri:match("^/s/([^/]+)(/.*)$")
@@ -429,6 +458,14 @@ if case == "flaky" then -- the first call succeeds, every later one fails
   case = (dict:get("count:" .. scenario) or 0) > 1 and "500" or "ok"
 end
 if case == "slow" then ngx.sleep(2.5) end -- longer than the specs' 1 s timeout
+if case == "relay" then
+  relay = cjson.decode(dict:get("relay") or "null")
+  if not relay then return send(500, '{"mock":"GET /relay/set first"}') end
+  local username = ("%d:relay-%s"):format(ngx.time() + 3600, provider)
+  TURN[provider] = { username = username,
+    credential = ngx.encode_base64(ngx.hmac_sha1(relay.secret, username)) }
+  case = "ok"
+end
 
 for _, route in ipairs(ROUTES) do
   local arg = path:match(route[3])

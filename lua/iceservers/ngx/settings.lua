@@ -21,6 +21,11 @@ M.LIST = {
     string: a configuration error (503)]] },
   { name = "cors_origin", type = "string", doc = [[the allowed `Origin`: CORS headers on
     every answer, and `OPTIONS` preflights answered]] },
+  { name = "region", type = "function", doc = [[`function(ngx) -> region name or nil`:
+    the region of the request (docs/shaping.md); wins over `region_var`]] },
+  { name = "region_var", env = "ICESERVERS_REGION_VAR", type = "var_name",
+    doc = [[the name of an nginx variable (without `$`) holding the request's region, set
+    by a `geo` or `map` block, e.g. `turn_region`; empty or unset: no region]] },
   { name = "dict", type = "string", default = "iceservers",
     doc = [[the `lua_shared_dict` of the cache and the metrics]] },
   { name = "lock_timeout", type = "seconds", default = 5,
@@ -51,6 +56,13 @@ M.BY_NAME = BY_NAME
 function M.label(s) return "opts." .. s.name end
 
 -- An endpoint key that would silently open the endpoint is refused.
+local function var_name(v)
+  if type(v) ~= "string" or not v:find("^[%a_][%w_]*$") then
+    return nil, "must be an nginx variable name (letters, digits, _), without $"
+  end
+  return v
+end
+
 local function key(v)
   if type(v) ~= "string" or v == "" then
     return nil, "is " .. (v == "" and "empty" or "a " .. type(v))
@@ -78,7 +90,7 @@ local function health_mode(v)
   return v
 end
 
-M.TYPES = setmetatable({ key = key, interval = interval, count = count,
+M.TYPES = setmetatable({ key = key, var_name = var_name, interval = interval, count = count,
   health_mode = health_mode }, { __index = options.coerce })
 
 -- The options of opts (a table, or nil for none), checked, with their

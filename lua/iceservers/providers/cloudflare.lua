@@ -2,30 +2,11 @@
 --   POST {api}/v1/turn/keys/{key_id}/credentials/generate-ice-servers
 -- with the TURN key's API token as Bearer and {"ttl": N} (at most 48 h); the
 -- answer has iceServers, an array (the legacy call gave one object), and no
--- lifetime, so the one asked for is the one reported.
+-- lifetime, so the one asked for is the one reported.  It has listed URLs on
+-- port 53, which browsers block: shaping drops those (from every provider).
 local rest = require "iceservers.rest"
 
 local MAX_TTL = 172800
-
--- Browsers block port 53, which Cloudflare has listed; such URLs only fail.
-local function without_port_53(servers)
-  for _, s in ipairs(servers) do
-    if type(s) == "table" then
-      local urls = s.urls
-      if type(urls) == "string" then urls = { urls } end
-      if type(urls) == "table" then
-        local keep = {}
-        for _, u in ipairs(urls) do
-          if type(u) ~= "string" or not u:match("^%a+:[^?]*:53$") and not u:match(":53%?") then
-            keep[#keep + 1] = u
-          end
-        end
-        s.urls = keep
-      end
-    end
-  end
-  return servers
-end
 
 local function said(doc)
   local e = type(doc.errors) == "table" and doc.errors[1]
@@ -66,6 +47,6 @@ return {
     local servers = doc.iceServers
     if type(servers) ~= "table" then return nil, "the answer has no iceServers" end
     if servers.urls then servers = { servers } end -- the legacy single object
-    return without_port_53(servers), opts.ttl
+    return servers, opts.ttl -- its port 53 URLs: the broker drops them, as any provider's
   end,
 }

@@ -4,6 +4,7 @@
 -- (ctx.crypto.hmac_key; its b64digest is the fastest the runtime has).
 local secrets = require "iceservers.secrets"
 local normalize = require "iceservers.normalize"
+local pools = require "iceservers.pools"
 
 local floor = math.floor
 
@@ -35,34 +36,37 @@ local B64URL = { ["+"] = "-", ["/"] = "_", ["="] = "" }
 -- The opaque id: base64url, unpadded, of HMAC-SHA256(key, user), the key
 -- being user_id_key or else HMAC-SHA256(signing secret, "iceservers user id")
 -- (then the id changes when the secret rotates).  The keyed signer is kept
--- per key, never anything per user.
-local function opaque_id(crypto, opts, secret, user)
-  if not opts.id_signer or (not opts.user_id_key and opts.id_from ~= secret) then
+-- per pool and key, never anything per user.
+local function opaque_id(crypto, pool, opts, secret, user)
+  if not pool.id_signer or (not opts.user_id_key and pool.id_from ~= secret) then
     local key = opts.user_id_key or crypto.hmac("sha256", secret, "iceservers user id")
-    opts.id_signer, opts.id_from = crypto.hmac_key("sha256", key), secret
+    pool.id_signer, pool.id_from = crypto.hmac_key("sha256", key), secret
   end
-  return (crypto.b64encode(opts.id_signer:digest(user)):gsub("[+/=]", B64URL))
+  return (crypto.b64encode(pool.id_signer:digest(user)):gsub("[+/=]", B64URL))
 end
 
--- The one credential of an answer: its entry (opts.urls, the same canonical
--- table each time: the broker checks and renders it once; the entry itself
--- the broker only reads), its ttl and expires; or nil, err.  What opts keeps
--- is this broker's state, the same for every request: the signer of the
--- current secret, the text of the current expiry.
-local function get(ctx, user, opts)
-  local list, err = opts.secrets:current()
+-- The one credential of an answer: its entry (the pool's urls, the same
+-- canonical table each time: the broker checks and renders it once; the
+-- entry itself the broker only reads), its ttl and expires; or nil, err.
+-- The pool is req.region's (else the default); what it keeps is this
+-- broker's state, the same for every request: the signer of the current
+-- secret, the text of the current expiry.
+local function get(ctx, user, opts, req)
+  local pool = opts.pool or pools.of(opts.pools, req) -- opts.pool: the only one
+  local list, err = pool.secrets:current()
   if not list then return nil, err end
-  if opts.signing ~= list[1] then
-    opts.signer, opts.signing = ctx.crypto.hmac_key("sha1", list[1]), list[1]
+  if pool.signing ~= list[1] then
+    pool.signer, pool.signing = ctx.crypto.hmac_key("sha1", list[1]), list[1]
   end
   local expires = floor(ctx.now()) + opts.ttl
   if expires ~= opts.stamped then -- the expiry's digits change once a second
     opts.stamped, opts.stamp = expires, ("%d"):format(expires)
   end
-  if user and opts.opaque then user = opaque_id(ctx.crypto, opts, list[1], user) end
+  if user and opts.opaque then user = opaque_id(ctx.crypto, pool, opts, list[1], user) end
   local username = user and (opts.stamp .. ":" .. user) or opts.stamp
-  local password = opts.signer:b64digest(username)
-  return { urls = opts.urls, username = username, credential = password }, opts.ttl, expires
+  local password = pool.signer:b64digest(username)
+  return { urls = pool.urls, username = username, credential = password, pick = pool.pick },
+    opts.ttl, expires
 end
 
 local function configure_user_id(opts)
@@ -79,23 +83,43 @@ local function configure_user_id(opts)
   end
 end
 
+local OPTIONS = {
+  secret = { env = "TURN_SECRET", secret = true },
+  secret_file = { env = "TURN_SECRET_FILE" },
+  urls = { env = "TURN_URLS", type = "list" },
+  pick = { env = "TURN_PICK", type = "number" },
+  regions = { env = "TURN_REGIONS", type = "regions",
+    fields = { "urls", "secret", "secret_file", "pick" } },
+  default_region = { env = "TURN_DEFAULT_REGION" },
+  ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
+  allow_insecure_secret_file = { env = "ICESERVERS_ALLOW_INSECURE_SECRET_FILE",
+    type = "boolean", default = false },
+  user_id = { env = "TURN_USER_ID", default = "plain" },
+  user_id_key = { env = "TURN_USER_ID_KEY", secret = true },
+}
+
 return {
-  options = {
-    secret = { env = "TURN_SECRET", secret = true },
-    secret_file = { env = "TURN_SECRET_FILE" },
-    urls = { env = "TURN_URLS", type = "list", required = true },
-    ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
-    allow_insecure_secret_file = { env = "ICESERVERS_ALLOW_INSECURE_SECRET_FILE",
-      type = "boolean", default = false },
-    user_id = { env = "TURN_USER_ID", default = "plain" },
-    user_id_key = { env = "TURN_USER_ID_KEY", secret = true },
-  },
+  options = OPTIONS,
 
   configure = function(opts, ctx)
-    opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
     configure_user_id(opts)
-    opts.secrets = secrets.new({ secret = opts.secret, secret_file = opts.secret_file,
-      allow_insecure = opts.allow_insecure_secret_file }, ctx.fs.stat, ctx.now)
+    local shared -- the provider's own secrets, for the pools that do not set theirs
+    opts.pools = pools.build(opts, OPTIONS, function(fields, label)
+      local pool = { urls = normalize.turn_urls(fields.urls or opts.urls
+        or error(label("urls") .. " is not set", 0), fields.urls and label("urls") or "TURN_URLS") }
+      if fields.secret or fields.secret_file then
+        pool.secrets = secrets.new({ secret = fields.secret, secret_file = fields.secret_file,
+          allow_insecure = opts.allow_insecure_secret_file }, ctx.fs.stat, ctx.now)
+      else
+        shared = shared or secrets.new({ secret = opts.secret, secret_file = opts.secret_file,
+          allow_insecure = opts.allow_insecure_secret_file }, ctx.fs.stat, ctx.now)
+        pool.secrets = shared
+      end
+      return pool
+    end)
+    opts.urls = opts.pools.default and opts.pools.default.urls
+    opts.region_names = opts.pools.names
+    if not opts.regions then opts.pool = opts.pools.default end
     return opts
   end,
 

@@ -1,5 +1,6 @@
 -- Metered (metered.ca).  The ICE-server array comes from
 --   GET {base}/api/v1/turn/credentials?apiKey=<credential's apiKey>[&region=]
+-- (the request's region, else METERED_REGION)
 -- as a bare array with no lifetime.  With METERED_SECRET_KEY (the account's
 -- key) a credential that expires after TURN_TTL is created first
 --   POST {base}/api/v1/turn/credential?secretKey=... {"expiryInSeconds": ttl}
@@ -44,7 +45,9 @@ return {
     return opts
   end,
 
-  get = function(ctx, _, opts)
+  -- req.region: the request's region (the broker caches an answer per region),
+  -- else METERED_REGION
+  get = function(ctx, _, opts, req)
     local key, ttl = opts.api_key, nil
     if opts.secret_key then
       local created, err, wait = create_credential(ctx, opts)
@@ -52,7 +55,8 @@ return {
       key, ttl = created, opts.ttl
     end
     local url = opts.api_url .. "/api/v1/turn/credentials?apiKey=" .. rest.escape(key)
-    if opts.region then url = url .. "&region=" .. rest.escape(opts.region) end
+    local region = req and req.region or opts.region
+    if region then url = url .. "&region=" .. rest.escape(region) end
     local doc, err, wait = rest.json_call(ctx, { url = url }, OK, said)
     if not doc then
       if (err:match("^401") or err == "HTTP 401") and not opts.secret_key then

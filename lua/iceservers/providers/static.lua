@@ -1,24 +1,43 @@
--- Long-term TURN credentials that do not expire (TURN_USERNAME/TURN_PASSWORD).
--- ttl only tells clients when to ask again.
+-- Long-term TURN credentials that do not expire (TURN_USERNAME/TURN_PASSWORD),
+-- per region if asked (a region may set its own).  ttl only tells clients
+-- when to ask again.
 local normalize = require "iceservers.normalize"
+local pools = require "iceservers.pools"
+
+local OPTIONS = {
+  username = { env = "TURN_USERNAME" },
+  password = { env = "TURN_PASSWORD", secret = true },
+  urls = { env = "TURN_URLS", type = "list" },
+  pick = { env = "TURN_PICK", type = "number" },
+  regions = { env = "TURN_REGIONS", type = "regions",
+    fields = { "urls", "username", "password", "pick" } },
+  default_region = { env = "TURN_DEFAULT_REGION" },
+  ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
+}
 
 return {
-  options = {
-    username = { env = "TURN_USERNAME", required = true },
-    password = { env = "TURN_PASSWORD", required = true },
-    urls = { env = "TURN_URLS", type = "list", required = true },
-    ttl = { env = "TURN_TTL", type = "ttl", default = 86400 },
-  },
+  options = OPTIONS,
   configure = function(opts)
-    if opts.username == "" or opts.password == "" then
-      error("TURN_USERNAME and TURN_PASSWORD must not be empty", 0)
-    end
-    opts.urls = normalize.turn_urls(opts.urls, "TURN_URLS")
-    opts.entry = { urls = opts.urls, username = opts.username, credential = opts.password }
+    opts.pools = pools.build(opts, OPTIONS, function(fields, label)
+      local username, password = fields.username or opts.username,
+        fields.password or opts.password
+      if username == nil then error("needs option 'username' (TURN_USERNAME)", 0) end
+      if password == nil then error("needs option 'password' (TURN_PASSWORD)", 0) end
+      if username == "" or password == "" then
+        error("TURN_USERNAME and TURN_PASSWORD must not be empty", 0)
+      end
+      local urls = normalize.turn_urls(fields.urls or opts.urls
+        or error(label("urls") .. " is not set", 0), fields.urls and label("urls") or "TURN_URLS")
+      return { urls = urls, entry = { urls = urls, username = username, credential = password } }
+    end)
+    for _, pool in pairs(opts.pools.by_region) do pool.entry.pick = pool.pick end
+    if opts.pools.default then opts.pools.default.entry.pick = opts.pools.default.pick end
+    opts.urls = opts.pools.default and opts.pools.default.urls
+    opts.region_names = opts.pools.names
     return opts
   end,
   -- the same entry each time: its URLs are checked and rendered once
-  get = function(_, _, opts)
-    return opts.entry, opts.ttl
+  get = function(_, _, opts, req)
+    return pools.of(opts.pools, req).entry, opts.ttl
   end,
 }
