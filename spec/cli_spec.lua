@@ -58,6 +58,24 @@ describe("bin/iceservers", function()
     assert.are.equal(86400, doc.ttl)
   end)
 
+  -- the README's example of regional pools, as printed there
+  it("serves --region's pool (TURN_REGIONS), and the default region without it", function()
+    local env = { TURN_PROVIDER = "coturn", TURN_SECRET = "s3cret", TURN_REGIONS = "eu,us",
+      TURN_DEFAULT_REGION = "eu", TURN_URLS_EU = "turn:eu1.example.com:3478,turn:eu2.example.com:3478",
+      TURN_PICK = "1", TURN_URLS_US = "turn:us1.example.com:3478" }
+    local readme = assert(sh.read_file("README.md"))
+    assert.truthy(readme:find("TURN_URLS_US=turn:us1.example.com:3478 bin/iceservers --user alice "
+      .. "--region us", 1, true))
+    local code, out = cli(env, "--user alice --region us")
+    assert.are.equal(0, code)
+    assert.are.same({ "turn:us1.example.com:3478" }, cjson.decode(out).iceServers[2].urls)
+    code, out = cli(env, "--user alice")
+    assert.are.equal(0, code)
+    local urls = cjson.decode(out).iceServers[2].urls
+    assert.are.equal(1, #urls) -- TURN_PICK=1: one of eu's two hosts
+    assert.matches("^turn:eu[12]%.example%.com:3478$", urls[1])
+  end)
+
   it("indents with --pretty, to the same document", function()
     local _, compact = cli({ TURN_PROVIDER = "coturn", TURN_SECRET = "k", TURN_URLS = TURN,
       STUN_URLS = "stun:a.example,stun:b.example" })
