@@ -61,7 +61,8 @@ describe("bin/iceservers", function()
   -- the README's example of regional pools, as printed there
   it("serves --region's pool (TURN_REGIONS), and the default region without it", function()
     local env = { TURN_PROVIDER = "coturn", TURN_SECRET = "s3cret", TURN_REGIONS = "eu,us",
-      TURN_DEFAULT_REGION = "eu", TURN_URLS_EU = "turn:eu1.example.com:3478,turn:eu2.example.com:3478",
+      TURN_DEFAULT_REGION = "eu",
+      TURN_URLS_EU = "turn:eu1.example.com:3478,turn:eu2.example.com:3478",
       TURN_PICK = "1", TURN_URLS_US = "turn:us1.example.com:3478" }
     local readme = assert(sh.read_file("README.md"))
     assert.truthy(readme:find("TURN_URLS_US=turn:us1.example.com:3478 bin/iceservers --user alice "
