@@ -37,6 +37,7 @@ build = {
          sources = {
             "src/ice_core.c", "src/ice_codec.c", "src/ice_crypto.c", "src/ice_digest.c",
             "src/ice_http.c", "src/ice_http_response.c", "src/ice_sys.c", "src/ice_x509.c",
+            "src/ice_pkey.c",
          },
          defines = { "ICESERVERS_VERSION=" .. release },
          incdirs = { "$(OPENSSL_INCDIR)" },
@@ -61,6 +62,7 @@ build = {
       ["iceservers.rest"] = "lua/iceservers/rest.lua",
       ["iceservers.secrets"] = "lua/iceservers/secrets.lua",
       ["iceservers.pools"] = "lua/iceservers/pools.lua",
+      ["iceservers.jwt"] = "lua/iceservers/jwt.lua",
       ["iceservers.shape"] = "lua/iceservers/shape.lua",
       ["iceservers.settings"] = "lua/iceservers/settings.lua",
       ["iceservers.runtime.ffi"] = "lua/iceservers/runtime/ffi.lua",

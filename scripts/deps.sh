@@ -10,10 +10,12 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core
  coturn valgrind clang-14 libclang-rt-14-dev wrk
- chromium janus iproute2 prometheus curl"
+ chromium janus iproute2 prometheus curl python3 python3-jwt python3-cryptography"
 # lua-socket, lua-sec: the probe's transport outside nginx (optional at run
 # time, needed by its specs).
 # curl: spec/regions_ngx_spec.lua asks from other loopback addresses (--interface).
+# python3-jwt, python3-cryptography (for /usr/bin/python3): spec/jwt_spec.lua makes
+# its tokens and keys with them.
 # prometheus: promtool checks the metrics page, and a real Prometheus scrapes it
 # (spec/health_ngx_spec.lua).
 # janus: spec/janus_spec.lua runs Debian's Janus (turn_rest_api against the

@@ -32,6 +32,7 @@ ICE_HIDDEN extern const luaL_Reg ice_digest_funcs[]; /* digests (md5, sha*), CRC
 ICE_HIDDEN extern const luaL_Reg ice_http_funcs[];   /* the libcurl client */
 ICE_HIDDEN extern const luaL_Reg ice_sys_funcs[];    /* stat, a monotonic clock */
 ICE_HIDDEN extern const luaL_Reg ice_x509_funcs[];   /* certificate host check, CA paths */
+ICE_HIDDEN extern const luaL_Reg ice_pkey_funcs[];   /* public keys: signature verification */
 
 /*
  * Registers the metatable tname of a userdata type that holds resources,
@@ -54,8 +55,9 @@ static inline const char *ice_check_bytes(lua_State *L, int arg, size_t *len)
 #define ICE_B64_LEN(n) ((((n) + 2) / 3) * 4)
 ICE_HIDDEN size_t ice_b64_encode(const unsigned char *in, size_t n, char *out);
 
-/* The signer's type (ice_crypto.c) */
+/* The signer's type (ice_crypto.c), the public key's (ice_pkey.c) */
 ICE_HIDDEN void ice_open_signer(lua_State *L);
+ICE_HIDDEN void ice_open_pkey(lua_State *L);
 
 /* libcurl's global state and the client's type (ice_http.c) */
 ICE_HIDDEN int ice_http_global_init(lua_State *L);

@@ -132,6 +132,109 @@ static int l_b64decode(lua_State *L)
     return 1;
 }
 
+/*
+ * base64url without padding (RFC 4648 section 5, as JOSE uses it: RFC 7515
+ * section 2).  Strict as b64decode is: no '=', no other character, no length
+ * of 1 mod 4, zero bits where the last character has more than it needs, so
+ * one string has one encoding and a token cannot be altered unseen.
+ */
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static unsigned char b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return (unsigned char)(c - 'A');
+    if (c >= 'a' && c <= 'z') return (unsigned char)(c - 'a' + 26);
+    if (c >= '0' && c <= '9') return (unsigned char)(c - '0' + 52);
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return 255;
+}
+
+static int b64url_fail(lua_State *L, const char *why, size_t pos)
+{
+    lua_pushnil(L);
+    if (pos == (size_t)-1)
+        lua_pushfstring(L, "b64url_decode: %s", why);
+    else
+        lua_pushfstring(L, "b64url_decode: %s at byte %d", why, (int)pos + 1);
+    return 2;
+}
+
+static int l_b64url_decode(lua_State *L)
+{
+    size_t n, i, used = 0;
+    const unsigned char *s = (const unsigned char *)ice_check_bytes(L, 1, &n);
+    luaL_Buffer b;
+    char *out;
+    unsigned v = 0;
+    int bits = 0;
+
+    if (n % 4 == 1)
+        return b64url_fail(L, "impossible length", (size_t)-1);
+    for (i = 0; i < n; i++)
+        if (b64url_value(s[i]) == 255)
+            return b64url_fail(L, "invalid character", i);
+    if (n % 4 == 2 && (b64url_value(s[n - 1]) & 15) != 0)
+        return b64url_fail(L, "non-zero padding bits", n - 1);
+    if (n % 4 == 3 && (b64url_value(s[n - 1]) & 3) != 0)
+        return b64url_fail(L, "non-zero padding bits", n - 1);
+
+    luaL_buffinit(L, &b);
+    out = luaL_prepbuffer(&b);
+    for (i = 0; i < n; i++) {
+        v = (v << 6 | b64url_value(s[i])) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (used == LUAL_BUFFERSIZE) {
+                luaL_addsize(&b, used);
+                out = luaL_prepbuffer(&b);
+                used = 0;
+            }
+            out[used++] = (char)(v >> bits & 0xff);
+        }
+    }
+    luaL_addsize(&b, used);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_b64url_encode(lua_State *L)
+{
+    size_t n, used = 0;
+    const unsigned char *s = (const unsigned char *)ice_check_bytes(L, 1, &n);
+    luaL_Buffer b;
+    char *out;
+    unsigned v = 0;
+    int bits = 0;
+
+    luaL_buffinit(L, &b);
+    out = luaL_prepbuffer(&b);
+    while (n > 0 || bits > 0) {
+        if (n > 0) {
+            v = (v << 8 | *s++) & 0xffff;
+            bits += 8;
+            n--;
+        } else {
+            v <<= 6 - bits; /* the last character: its low bits are zero */
+            bits = 6;
+        }
+        while (bits >= 6) {
+            bits -= 6;
+            if (used == LUAL_BUFFERSIZE) {
+                luaL_addsize(&b, used);
+                out = luaL_prepbuffer(&b);
+                used = 0;
+            }
+            out[used++] = b64url_alphabet[v >> bits & 63];
+        }
+    }
+    luaL_addsize(&b, used);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static int l_hex(lua_State *L)
 {
     static const char digits[] = "0123456789abcdef";
@@ -259,6 +362,8 @@ static int l_json_quote(lua_State *L)
 const luaL_Reg ice_codec_funcs[] = {
     {"b64encode", l_b64encode},
     {"b64decode", l_b64decode},
+    {"b64url_encode", l_b64url_encode},
+    {"b64url_decode", l_b64url_decode},
     {"hex", l_hex},
     {"json_quote", l_json_quote},
     {NULL, NULL},

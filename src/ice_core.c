@@ -39,11 +39,12 @@ ICE_API int luaopen_iceservers_core(lua_State *L)
 {
     static const luaL_Reg *const parts[] = {
         ice_codec_funcs, ice_crypto_funcs, ice_digest_funcs, ice_http_funcs, ice_sys_funcs,
-        ice_x509_funcs,
+        ice_x509_funcs, ice_pkey_funcs,
     };
     size_t i;
     ice_http_global_init(L);
     ice_open_signer(L);
+    ice_open_pkey(L);
     ice_open_client(L);
     lua_newtable(L);
     for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
