@@ -576,7 +576,9 @@ local function b7()
     local stun = { ("stun:127.0.0.1:%d"):format(a.port), ("stun:127.0.0.3:%d"):format(a.port),
       ("stun:127.0.0.2:%d"):format(b.port), ("stun:127.0.0.3:%d"):format(b.port),
       ("stun:127.0.0.1:%d"):format(silent_port(3)), ("stun:127.0.0.1:%d"):format(silent_port(4)) }
-    local cli_cmd = ("env -i PATH=/usr/bin:/bin TURN_PROVIDER=coturn TURN_SECRET=%s "
+    -- (ICESERVERS_MAX_URLS=0: every configured URL, not the 4 of a shaped answer)
+    local cli_cmd = ("env -i PATH=/usr/bin:/bin ICESERVERS_MAX_URLS=0 TURN_PROVIDER=coturn "
+      .. "TURN_SECRET=%s "
       .. "TURN_URLS=%s STUN_URLS=%s lua5.4 bin/iceservers probe --user bench --timeout %d")
       :format(sh.quote(SECRET), sh.quote(table.concat(turn, ",")),
         sh.quote(table.concat(stun, ",")), CLI_TIMEOUT)
