@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks
  lua-socket lua-sec
  libssl-dev libcurl4-openssl-dev
- nginx-light libnginx-mod-http-lua lua-resty-core
+ nginx-light libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
  coturn valgrind clang-14 libclang-rt-14-dev wrk
  chromium janus iproute2 prometheus curl python3 python3-jwt python3-cryptography"
 # lua-socket, lua-sec: the probe's transport outside nginx (optional at run

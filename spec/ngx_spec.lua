@@ -651,7 +651,12 @@ describe("iceservers.ngx in nginx", function()
 
     lazy_teardown(function() if srv then srv:stop() end end)
 
+    -- as a browser of the allowed origin asks (cors_origin: only it may)
     local function ice(query, req)
+      req = req or {}
+      req.headers = req.headers or {}
+      if req.headers.Origin == nil then req.headers.Origin = CORS end
+      if req.headers.Origin == false then req.headers.Origin = nil end
       return fetch(srv:url("/ice" .. (query or "")), req)
     end
 
@@ -760,7 +765,19 @@ describe("iceservers.ngx in nginx", function()
         assert.are.equal("600", res.headers["access-control-max-age"])
       end)
 
-      it("puts Allow-Origin on every answer, and OPTIONS into Allow of a 405", function()
+      it("refuses another origin with 403, and passes a request without one", function()
+        local res = ice("?key=" .. API_KEY, { headers = { Origin = "https://evil.example" } })
+        assert.are.equal(403, res.status)
+        assert.are.same({ error = "origin not allowed" }, decode(res))
+        assert_no_cors(res)
+        res = ice(nil, { method = "OPTIONS", headers = { Origin = "https://evil.example" } })
+        assert.are.equal(403, res.status)
+        res = ice("?key=" .. API_KEY, { headers = { Origin = false } })
+        assert.are.equal(200, res.status)
+        assert_no_cors(res)
+      end)
+
+      it("puts Allow-Origin on every answer to it, and OPTIONS into Allow of a 405", function()
         local res = ice(nil, { method = "DELETE" })
         assert.are.equal(405, res.status)
         assert_cors(res)

@@ -23,6 +23,8 @@ local shm_cache = require "iceservers.ngx.shm_cache"
 local ngx_health = require "iceservers.ngx.health"
 local prometheus = require "iceservers.prometheus"
 local settings = require "iceservers.ngx.settings"
+local auth = require "iceservers.ngx.auth"
+local guard = require "iceservers.ngx.guard"
 local core = require "iceservers.core"
 
 local M = {}
@@ -96,6 +98,19 @@ local function options_of(opts)
     o, err, bad = settings.resolve(opts, getenv)
     o = o or { err = "iceservers: " .. err, bad = bad }
     o.regional = (o.region or o.region_var) and true -- one field read per request
+    if not o.err then
+      local v, why = auth.verifier(o)
+      if why then o = { err = "iceservers: " .. why, bad = "jwt" } end
+      o.verifier = v
+    end
+    if not o.err then
+      if o.origins then
+        o.origin_set = {}
+        for _, origin in ipairs(o.origins) do o.origin_set[origin] = true end
+      end
+      o.denylist = o.denylist_file and guard.denylist(o.denylist_file) or nil
+      o.limited = (o.limit_per_ip or o.limit_per_user) and true
+    end
     o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     checked[opts] = o
   end
@@ -203,16 +218,33 @@ local function reply(status, body, opts)
   ngx.status = status
   header["Content-Type"] = "application/json"
   header["Cache-Control"] = "no-store"
-  if opts.cors_origin then
-    header["Access-Control-Allow-Origin"] = opts.cors_origin
-    header["Vary"] = "Origin"
-  end
   ngx_print(body)
   return ngx_exit(status)
 end
 
 local function failure(status, message, opts)
   return reply(status, ('{"error":"%s"}'):format(message), opts)
+end
+
+local function too_many(wait, opts)
+  header["Retry-After"] = tostring(wait)
+  return failure(429, "too many requests", opts)
+end
+
+-- The user id of the request's JWT; or nil and the 401 sent (RFC 6750 §3:
+-- no error code without a token; invalid_token, and nothing of why, for a
+-- bad one, whose reason goes to the info log).
+local function bearer_user(opts, args)
+  local token = auth.token(opts, args)
+  if not token then
+    header["WWW-Authenticate"] = "Bearer"
+    return nil, failure(401, "unauthorized", opts)
+  end
+  local user, why = auth.user(opts.verifier, token)
+  if user then return user end
+  ngx.log(ngx.INFO, "iceservers: token refused: ", why)
+  header["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+  return nil, failure(401, "unauthorized", opts)
 end
 
 -- The query's parameters.  Janus appends "?service=turn&..." to its
@@ -284,24 +316,45 @@ function M.serve(broker, raw_opts)
   end
   local key = opts.api_key
   local method = get_method()
-  if method == "OPTIONS" and opts.cors_origin then
-    ngx.header["Access-Control-Allow-Origin"] = opts.cors_origin
-    ngx.header["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    ngx.header["Access-Control-Allow-Headers"] = "Content-Type, X-Api-Key"
-    ngx.header["Access-Control-Max-Age"] = "600"
-    ngx.header["Vary"] = "Origin"
-    return ngx.exit(204)
+  local origins = opts.origin_set
+  if origins then
+    -- a browser's request names its page's origin; anything else is not a browser
+    local origin = var.http_origin
+    if origin then
+      if not origins[origin] then return failure(403, "origin not allowed", opts) end
+      header["Access-Control-Allow-Origin"] = origin -- (set now: the reply may come later)
+      header["Vary"] = "Origin"
+    end
+    if method == "OPTIONS" then -- a preflight: before the key, the token and the limits
+      header["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+      header["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Api-Key"
+      header["Access-Control-Max-Age"] = "600"
+      return ngx_exit(204)
+    end
   end
   if method ~= "GET" and method ~= "POST" then
-    ngx.header["Allow"] = opts.cors_origin and "GET, POST, OPTIONS" or "GET, POST"
+    header["Allow"] = origins and "GET, POST, OPTIONS" or "GET, POST"
     return failure(405, "method not allowed", opts)
+  end
+  if opts.limited and opts.limit_per_ip then
+    local wait = guard.over(opts.shared, "ip", guard.client(var.remote_addr), opts.limit_per_ip)
+    if wait then return too_many(wait, opts) end
   end
 
   -- the key first: a client without it learns nothing of the configuration
   local args = params(method)
-  if key then
-    local given = one(args.key) or one(args.api) or ngx.var.http_x_api_key or ""
-    if not core.ct_equal(tostring(given), key) then
+  local token_user
+  if key or opts.verifier then
+    local admitted = false
+    if key then
+      local given = one(args.key) or one(args.api) or var.http_x_api_key
+      admitted = given ~= nil and core.ct_equal(tostring(given), key)
+    end
+    if not admitted and opts.verifier then -- the application's JWT: either one admits
+      local refused
+      token_user, refused = bearer_user(opts, args)
+      if not token_user then return refused end
+    elseif not admitted then
       return failure(401, "unauthorized", opts)
     end
   elseif not opts.user and not warned_open then
@@ -327,12 +380,25 @@ function M.serve(broker, raw_opts)
   end
 
   local user, from_query
-  if opts.user then
+  if token_user then
+    user = token_user -- the verified claim: nothing of the request overrides it
+  elseif opts.user then
     user = opts.user(ngx)
   elseif opts.user_from_query then
     user = one(args.username) or one(args.user)
     if user == "" then user = nil end
     from_query = user ~= nil
+  end
+
+  if user then
+    if guard.revoked(opts.shared, user, opts.denylist) then
+      ngx.log(ngx.INFO, "iceservers: a revoked user was refused")
+      return failure(403, "forbidden", opts)
+    end
+    if opts.limited and opts.limit_per_user then
+      local wait = guard.over(opts.shared, "user", user, opts.limit_per_user)
+      if wait then return too_many(wait, opts) end
+    end
   end
 
   local req = opts.regional and region_req(opts) or nil
@@ -363,6 +429,58 @@ function M.serve(broker, raw_opts)
   end
   ngx.log(ngx.ERR, "iceservers: ", err)
   return failure(503, "no ICE servers available", opts)
+end
+
+-- Revokes user for seconds, in the node's shared dict (opts.dict): serve()
+-- refuses it with 403 until then.  Credentials handed out before stay valid
+-- at the TURN server until they expire (docs/auth.md).
+function M.revoke(user, seconds, opts)
+  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+  if not dict then error("iceservers: no lua_shared_dict for revoke", 2) end
+  return guard.revoke(dict, user, seconds)
+end
+
+-- An admin location (keep it internal: allow/deny): GET lists the revoked
+-- users as JSON, POST user=&seconds= revokes one, DELETE ?user= takes a
+-- revocation back.
+function M.admin(opts)
+  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+  header["Content-Type"] = "application/json"
+  header["Cache-Control"] = "no-store"
+  if not dict then
+    ngx.status = 503
+    return ngx_print('{"error":"no lua_shared_dict"}')
+  end
+  local method = get_method()
+  local args = params(method)
+  local user = one(args.user)
+  if method == "GET" then
+    local list = {}
+    for i, r in ipairs(guard.revoked_list(dict)) do
+      list[i] = { user = r.user, ["until"] = r.until_t }
+    end
+    return ngx_print(require("cjson").encode { revoked = setmetatable(list,
+      require("cjson").array_mt) })
+  end
+  if type(user) ~= "string" or user == "" then
+    ngx.status = 400
+    return ngx_print('{"error":"user is required"}')
+  end
+  if method == "DELETE" then
+    guard.unrevoke(dict, user)
+    return ngx_print('{"ok":true}')
+  end
+  if method == "POST" or method == "PUT" then
+    local ok, err = pcall(guard.revoke, dict, user, one(args.seconds))
+    if not ok then
+      ngx.status = 400
+      return ngx_print(require("cjson").encode { error = (tostring(err):gsub("^.-: ", "", 1)) })
+    end
+    return ngx_print('{"ok":true}')
+  end
+  ngx.status = 405
+  header["Allow"] = "GET, POST, PUT, DELETE"
+  return ngx_print('{"error":"method not allowed"}')
 end
 
 -- The counters and the URLs' health: the Prometheus text format, or with

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Makes the tokens of spec/jwt_spec.lua with PyJWT (Debian's python3-jwt) and
 python3-cryptography: prints one JSON object of keys (PEM, secrets) and tokens,
-each made for the spec's fixed clock T (argv[1])."""
+each made for the spec's clock T (argv[1]); argv[2], a margin in seconds
+(default 0), widens the time cases for a spec whose clock runs on meanwhile."""
 import base64, hashlib, hmac, json, sys
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 T = int(sys.argv[1])
+M = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 SECRET = "hs256-secret-of-at-least-32-bytes!!"
 
 
@@ -49,8 +51,8 @@ tokens = {
     "rs_ok": jwt.encode(claims, rsa_key, algorithm="RS256"),
     "es_ok": jwt.encode(claims, ec_key, algorithm="ES256"),
     "expired": jwt.encode(with_(exp=T - 31), SECRET, algorithm="HS256"),
-    "expired_in_leeway": jwt.encode(with_(exp=T - 29), SECRET, algorithm="HS256"),
-    "not_yet": jwt.encode(with_(nbf=T + 31), SECRET, algorithm="HS256"),
+    "expired_in_leeway": jwt.encode(with_(exp=T - 29 + M), SECRET, algorithm="HS256"),
+    "not_yet": jwt.encode(with_(nbf=T + 31 + M), SECRET, algorithm="HS256"),
     "nbf_in_leeway": jwt.encode(with_(nbf=T + 29), SECRET, algorithm="HS256"),
     "no_exp": jwt.encode(with_(exp=None), SECRET, algorithm="HS256"),
     "wrong_aud": jwt.encode(with_(aud="other"), SECRET, algorithm="HS256"),
@@ -66,6 +68,8 @@ tokens = {
     "kid_a": jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "a"}),
     "kid_b": jwt.encode(claims, ec_other, algorithm="ES256", headers={"kid": "b"}),
     "kid_unknown": jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "zz"}),
+    "rs_kid": jwt.encode(claims, rsa_key, algorithm="RS256", headers={"kid": "r1"}),
+    "es_kid": jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "e1"}),
 }
 
 # HS256 signed with the RSA public key's PEM as the HMAC secret: the

@@ -19,8 +19,43 @@ M.LIST = {
     doc = [[refuse requests without this key (`?key=`, `?api=`, a form field or an
     `X-Api-Key` header) with 401; `opts.api_key` wins over the variable; empty or not a
     string: a configuration error (503)]] },
-  { name = "cors_origin", type = "string", doc = [[the allowed `Origin`: CORS headers on
-    every answer, and `OPTIONS` preflights answered]] },
+  { name = "jwt", type = "jwt_table", doc = [[the `jwt_*` options below as one table,
+    `{key =, key_file =, algs =, audience =, issuer =, claim =, cookie =, query =}`]] },
+  { name = "jwt_key", env = "ICESERVERS_JWT_KEY", type = "key", doc = [[HS256's secret (32
+    bytes or more): requests must then carry the application's JWT (`Authorization:
+    Bearer`), whose claim is the user id (docs/auth.md); a secret, never logged]] },
+  { name = "jwt_key_file", env = "ICESERVERS_JWT_KEY_FILE", type = "string", doc = [[a file
+    of PEM public keys for RS256/ES256 (RSA of 2048 bits or more, EC P-256); with several, a
+    line `kid: <name>` before each, and tokens must name theirs]] },
+  { name = "jwt_algs", env = "ICESERVERS_JWT_ALGS", type = "list", doc = [[the algorithms
+    tokens may use, comma list of `HS256`, `RS256`, `ES256`; required with a key (`none` is
+    never accepted)]] },
+  { name = "jwt_audience", env = "ICESERVERS_JWT_AUDIENCE", type = "string",
+    doc = [[the `aud` a token must hold (checked when set)]] },
+  { name = "jwt_issuer", env = "ICESERVERS_JWT_ISSUER", type = "string",
+    doc = [[the `iss` a token must have (checked when set)]] },
+  { name = "jwt_claim", env = "ICESERVERS_JWT_CLAIM", type = "string", default = "sub",
+    doc = [[the claim that is the user id; default `sub`]] },
+  { name = "jwt_cookie", env = "ICESERVERS_JWT_COOKIE", type = "var_name", doc = [[also take
+    the token from this cookie; off by default]] },
+  { name = "jwt_query", env = "ICESERVERS_JWT_QUERY", type = "string", doc = [[also take the
+    token from this query parameter; off by default (a query lands in logs)]] },
+  { name = "origins", env = "ICESERVERS_ORIGINS", type = "list", doc = [[the browser origins
+    allowed (`https://app.example.com`, comma list): a request whose `Origin` is another one
+    gets 403; one without `Origin` (not a browser) passes; answers name the matching origin
+    (never `*`) with `Vary: Origin`; `OPTIONS` preflights are answered before the key, the
+    token and the limits]] },
+  { name = "cors_origin", type = "string", doc = [[one allowed origin: the same as `origins`
+    of only it]] },
+  { name = "limit_per_ip", env = "ICESERVERS_LIMIT_PER_IP", type = "rate", doc = [[answers per
+    client address and window, like `20/minute`, `60/hour`, `5/10s` (IPv6 clients count per
+    /64; the address is nginx's `$remote_addr`: behind a proxy, set `set_real_ip_from` and
+    `real_ip_header`); over it: 429 with `Retry-After`]] },
+  { name = "limit_per_user", env = "ICESERVERS_LIMIT_PER_USER", type = "rate", doc = [[the same
+    per user id (the token's claim, or `opts.user`'s)]] },
+  { name = "denylist_file", env = "ICESERVERS_DENYLIST_FILE", type = "string", doc = [[a file of
+    denied user ids, one per line, each optionally followed by the Unix time it stops; read
+    again when it changes; a denied user gets 403]] },
   { name = "region", type = "function", doc = [[`function(ngx) -> region name or nil`:
     the region of the request (docs/shaping.md); wins over `region_var`]] },
   { name = "region_var", env = "ICESERVERS_REGION_VAR", type = "var_name",
@@ -71,6 +106,20 @@ local function key(v)
   return v
 end
 
+local JWT_FIELDS = { key = true, key_file = true, algs = true, audience = true, issuer = true,
+  claim = true, cookie = true, query = true }
+local function jwt_table(v)
+  if type(v) ~= "table" then return nil, "must be a table of jwt_* options without jwt_" end
+  for k in pairs(v) do
+    if not JWT_FIELDS[k] then return nil, ("has no field '%s'"):format(tostring(k)) end
+  end
+  return v
+end
+
+local function rate(v)
+  return require("iceservers.ngx.guard").rate(v)
+end
+
 local function interval(v)
   local n = tonumber(v)
   if not n or (n ~= 0 and n < 1) then return nil, "must be 0 (off) or at least 1 second" end
@@ -91,7 +140,7 @@ local function health_mode(v)
 end
 
 M.TYPES = setmetatable({ key = key, var_name = var_name, interval = interval, count = count,
-  health_mode = health_mode }, { __index = options.coerce })
+  health_mode = health_mode, jwt_table = jwt_table, rate = rate }, { __index = options.coerce })
 
 -- The options of opts (a table, or nil for none), checked, with their
 -- defaults, and api_key from getenv(ICESERVERS_API_KEY) when opts has none
@@ -114,12 +163,32 @@ function M.resolve(opts, getenv)
     end
     if v and v ~= "" then from_env[decl.name] = v end
   end
-  local values = setmetatable(from_env, { __index = opts })
+  -- opts.jwt = {key = ...} is opts.jwt_key = ... (the table wins over variables)
+  if type(opts.jwt) == "table" then
+    for k in pairs(opts.jwt) do
+      if BY_NAME["jwt_" .. tostring(k)] then from_env["jwt_" .. k] = nil end
+    end
+  end
+  local values = setmetatable(from_env, { __index = function(_, name)
+    if name:sub(1, 4) == "jwt_" and type(opts.jwt) == "table" and opts[name] == nil then
+      local v = opts.jwt[name:sub(5)]
+      if v ~= nil then return v end
+    end
+    return opts[name]
+  end })
   local out, err, bad = options.settle(M.LIST, values, M.TYPES, function(decl)
     return rawget(from_env, decl.name) and decl.env or M.label(decl)
   end)
   if not out then return nil, err, bad.name end
   out.api_key = out.api_key or false
+  if out.cors_origin and out.origins then
+    return nil, "set origins or cors_origin, not both", "cors_origin"
+  end
+  out.origins = out.origins or out.cors_origin and { out.cors_origin } or nil
+  if (out.jwt_key or out.jwt_key_file) and out.user_from_query then
+    return nil, "user_from_query with a JWT key: the query would override the verified user id",
+      "user_from_query"
+  end
   return out
 end
 
