@@ -65,6 +65,7 @@ build = {
       ["iceservers.jwt"] = "lua/iceservers/jwt.lua",
       ["iceservers.ngx.auth"] = "lua/iceservers/ngx/auth.lua",
       ["iceservers.ngx.guard"] = "lua/iceservers/ngx/guard.lua",
+      ["iceservers.ngx.stores"] = "lua/iceservers/ngx/stores.lua",
       ["iceservers.shape"] = "lua/iceservers/shape.lua",
       ["iceservers.settings"] = "lua/iceservers/settings.lua",
       ["iceservers.runtime.ffi"] = "lua/iceservers/runtime/ffi.lua",

@@ -10,10 +10,13 @@ PKGS="build-essential pkg-config git ca-certificates openssl procps
  libssl-dev libcurl4-openssl-dev
  nginx-light libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
  coturn valgrind clang-14 libclang-rt-14-dev wrk
- chromium janus iproute2 prometheus curl python3 python3-jwt python3-cryptography"
+ chromium janus iproute2 prometheus curl python3 python3-jwt python3-cryptography
+ redis-server lua-nginx-redis"
 # lua-socket, lua-sec: the probe's transport outside nginx (optional at run
 # time, needed by its specs).
 # curl: spec/regions_ngx_spec.lua asks from other loopback addresses (--interface).
+# redis-server, lua-nginx-redis (`require "nginx.redis"`; it pulls in nginx-extras,
+# whose extra modules our configs do not load): spec/redis_ngx_spec.lua.
 # python3-jwt, python3-cryptography (for /usr/bin/python3): spec/jwt_spec.lua makes
 # its tokens and keys with them.
 # prometheus: promtool checks the metrics page, and a real Prometheus scrapes it

@@ -191,7 +191,7 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
     assert.are.same({ user_from_query = false, dict = "iceservers", lock_timeout = 5,
       api_key = false, health_interval = 30, health_timeout = 2, health_fall = 2,
       health_rise = 1, health_mode = "filter", health_providers = { "coturn", "static" },
-      jwt_claim = "sub" }, o)
+      jwt_claim = "sub", redis_timeout = 0.2, redis_fail = "open" }, o)
     -- every option with a variable takes it when opts leaves it out; opts wins
     o = assert(serve.resolve({ health_fall = 5 }, env { ICESERVERS_HEALTH_INTERVAL = "30",
       ICESERVERS_HEALTH_MODE = "observe", ICESERVERS_HEALTH_FALL = "3",
@@ -240,8 +240,8 @@ describe("serve()'s declared options (iceservers.ngx.settings)", function()
     for _, s in ipairs(serve.LIST) do names[#names + 1] = s.name end
     assert.are.same({ "user", "user_from_query", "api_key", "jwt", "jwt_key", "jwt_key_file",
       "jwt_algs", "jwt_audience", "jwt_issuer", "jwt_claim", "jwt_cookie", "jwt_query",
-      "origins", "cors_origin", "limit_per_ip", "limit_per_user", "denylist_file", "region",
-      "region_var", "dict",
+      "origins", "cors_origin", "limit_per_ip", "limit_per_user", "denylist_file", "redis",
+      "redis_password", "redis_timeout", "redis_fail", "region", "region_var", "dict",
       "lock_timeout", "health_interval", "health_timeout", "health_fall", "health_rise",
       "health_mode", "health_providers" }, names)
     assert.is_string(cjson.encode(serve.LIST))

@@ -10,11 +10,7 @@ local cjson = require "cjson"
 local ORIGIN = "https://app.example"
 local KEY = "guard-spec-hs256-secret-0123456789abcdef"
 
-local function token(user)
-  local h = core.b64url_encode('{"alg":"HS256","typ":"JWT"}')
-  local p = core.b64url_encode(cjson.encode { sub = user, exp = os.time() + 600 })
-  return h .. "." .. p .. "." .. core.b64url_encode(core.hmac("sha256", KEY, h .. "." .. p))
-end
+local function token(user) return require("support.fixtures").hs256(KEY, user) end
 
 describe("origins, limits and revocation in nginx #integration", function()
   local srv, tmp, denyfile

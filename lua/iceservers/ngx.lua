@@ -25,6 +25,7 @@ local prometheus = require "iceservers.prometheus"
 local settings = require "iceservers.ngx.settings"
 local auth = require "iceservers.ngx.auth"
 local guard = require "iceservers.ngx.guard"
+local stores = require "iceservers.ngx.stores"
 local core = require "iceservers.core"
 
 local M = {}
@@ -98,6 +99,7 @@ local function options_of(opts)
     o, err, bad = settings.resolve(opts, getenv)
     o = o or { err = "iceservers: " .. err, bad = bad }
     o.regional = (o.region or o.region_var) and true -- one field read per request
+    o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     if not o.err then
       local v, why = auth.verifier(o)
       if why then o = { err = "iceservers: " .. why, bad = "jwt" } end
@@ -110,8 +112,11 @@ local function options_of(opts)
       end
       o.denylist = o.denylist_file and guard.denylist(o.denylist_file) or nil
       o.limited = (o.limit_per_ip or o.limit_per_user) and true
+      local ok, store = pcall(function()
+        return o.redis and stores.redis(o) or o.shared and stores.dict(o.shared) or nil
+      end)
+      if ok then o.store = store else o = { err = "iceservers: " .. store, bad = "redis" } end
     end
-    o.shared = o.dict and ngx.shared[o.dict] -- the counters' (nil outside a request phase dict)
     checked[opts] = o
   end
   return o
@@ -226,6 +231,21 @@ local function failure(status, message, opts)
   return reply(status, ('{"error":"%s"}'):format(message), opts)
 end
 
+-- The store (Redis) did not answer: ICESERVERS_REDIS_FAIL says whether the
+-- request goes on (open, said once a minute) or gets 503 (closed).
+local store_failed_at = -math.huge
+local function store_failed(opts, err)
+  local now = ngx.now()
+  if now - store_failed_at >= 60 then
+    store_failed_at = now
+    ngx.log(ngx.ERR, "iceservers: the limits' store does not answer (", err, "); failing ",
+      opts.redis_fail)
+  end
+  if opts.redis_fail == "closed" then
+    return failure(503, "service unavailable", opts)
+  end
+end
+
 local function too_many(wait, opts)
   header["Retry-After"] = tostring(wait)
   return failure(429, "too many requests", opts)
@@ -337,8 +357,13 @@ function M.serve(broker, raw_opts)
     return failure(405, "method not allowed", opts)
   end
   if opts.limited and opts.limit_per_ip then
-    local wait = guard.over(opts.shared, "ip", guard.client(var.remote_addr), opts.limit_per_ip)
+    local wait, err = guard.over(opts.store, "ip", guard.client(var.remote_addr),
+      opts.limit_per_ip)
     if wait then return too_many(wait, opts) end
+    if err then
+      local refused = store_failed(opts, err)
+      if refused then return refused end
+    end
   end
 
   -- the key first: a client without it learns nothing of the configuration
@@ -391,13 +416,19 @@ function M.serve(broker, raw_opts)
   end
 
   if user then
-    if guard.revoked(opts.shared, user, opts.denylist) then
+    local revoked, err = guard.revoked(opts.store, user, opts.denylist)
+    if revoked then
       ngx.log(ngx.INFO, "iceservers: a revoked user was refused")
       return failure(403, "forbidden", opts)
     end
-    if opts.limited and opts.limit_per_user then
-      local wait = guard.over(opts.shared, "user", user, opts.limit_per_user)
+    local wait
+    if not err and opts.limited and opts.limit_per_user then
+      wait, err = guard.over(opts.store, "user", user, opts.limit_per_user)
       if wait then return too_many(wait, opts) end
+    end
+    if err then
+      local refused = store_failed(opts, err)
+      if refused then return refused end
     end
   end
 
@@ -431,23 +462,34 @@ function M.serve(broker, raw_opts)
   return failure(503, "no ICE servers available", opts)
 end
 
--- Revokes user for seconds, in the node's shared dict (opts.dict): serve()
+-- The guard's store for opts (Redis, or the node's dict), also where options_of
+-- ran outside a request (no dict then).
+local function store_of(opts)
+  local o = options_of(opts)
+  if o.err then error(o.err, 0) end
+  if o.store then return o.store end
+  local dict = ngx.shared[o.dict or settings.BY_NAME.dict.default]
+  return dict and stores.dict(dict)
+end
+
+-- Revokes user for seconds, in the guard's store (Redis, or the node's
+-- shared dict opts.dict): serve()
 -- refuses it with 403 until then.  Credentials handed out before stay valid
 -- at the TURN server until they expire (docs/auth.md).
 function M.revoke(user, seconds, opts)
-  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
-  if not dict then error("iceservers: no lua_shared_dict for revoke", 2) end
-  return guard.revoke(dict, user, seconds)
+  local store = store_of(opts)
+  if not store then error("iceservers: no lua_shared_dict for revoke", 2) end
+  return guard.revoke(store, user, seconds)
 end
 
 -- An admin location (keep it internal: allow/deny): GET lists the revoked
 -- users as JSON, POST user=&seconds= revokes one, DELETE ?user= takes a
 -- revocation back.
 function M.admin(opts)
-  local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+  local store = store_of(opts)
   header["Content-Type"] = "application/json"
   header["Cache-Control"] = "no-store"
-  if not dict then
+  if not store then
     ngx.status = 503
     return ngx_print('{"error":"no lua_shared_dict"}')
   end
@@ -456,7 +498,12 @@ function M.admin(opts)
   local user = one(args.user)
   if method == "GET" then
     local list = {}
-    for i, r in ipairs(guard.revoked_list(dict)) do
+    local revoked, err = guard.revoked_list(store)
+    if not revoked then
+      ngx.status = 503
+      return ngx_print(require("cjson").encode { error = err })
+    end
+    for i, r in ipairs(revoked) do
       list[i] = { user = r.user, ["until"] = r.until_t }
     end
     return ngx_print(require("cjson").encode { revoked = setmetatable(list,
@@ -467,12 +514,13 @@ function M.admin(opts)
     return ngx_print('{"error":"user is required"}')
   end
   if method == "DELETE" then
-    guard.unrevoke(dict, user)
+    guard.unrevoke(store, user)
     return ngx_print('{"ok":true}')
   end
   if method == "POST" or method == "PUT" then
-    local ok, err = pcall(guard.revoke, dict, user, one(args.seconds))
-    if not ok then
+    local ok, err = pcall(guard.revoke, store, user, one(args.seconds))
+    if not ok or not err then
+      err = ok and "the store did not take it" or err
       ngx.status = 400
       return ngx_print(require("cjson").encode { error = (tostring(err):gsub("^.-: ", "", 1)) })
     end

@@ -1,19 +1,20 @@
 -- luacheck: globals ngx
 --[[
 Who may get credentials, besides authentication (iceservers.ngx's serve,
-docs/auth.md): the request's Origin, the rate limits, the denylist.  The
-counters and the denylist live in the shared dict, so every worker of a
-node counts and refuses alike.
+docs/auth.md): the rate limits and the denylist.  The counters and the
+revocations live in a store (iceservers.ngx.stores): the shared dict, so
+every worker of a node counts and refuses alike, or Redis, for every node.
 
   guard.rate(text)            -> {n =, window =} from "20/minute", "5/10s";
                                  or nil, why (settings' type "rate")
   guard.client(addr)          -> the address a per-IP limit counts: IPv4 as
                                  it is, IPv6 by its /64
-  guard.over(dict, kind, id, rule) -> nil when under the limit; or the
-                                 seconds until its window ends (Retry-After)
-  guard.revoke(dict, user, seconds)  the user is refused until then
-  guard.revoked(dict, user, file)    -> true when the user is denied (the
-                                 dict's list, or the denylist file's)
+  guard.over(store, kind, id, rule) -> false when under the limit; or the
+                                 seconds until its window ends (Retry-After);
+                                 or nil, err when the store fails
+  guard.revoke(store, user, seconds)  the user is refused until then
+  guard.revoked(store, user, file)   -> true when the user is denied (the
+                                 store's, or the denylist file's); nil, err
   guard.denylist(path)        -> a reader of ICESERVERS_DENYLIST_FILE: read
                                  again when it changes (looked at no more
                                  than once a second)
@@ -60,42 +61,36 @@ function M.client(addr)
   return addr
 end
 
--- A fixed window started by the key's first request: incr creates the
--- counter with the window as its lifetime (one step, exact across workers).
-function M.over(dict, kind, id, rule)
-  local key = "limit|" .. kind .. "|" .. rule.window .. "|" .. id
-  local n, err = dict:incr(key, 1, 0, rule.window)
-  if not n then
-    ngx.log(ngx.ERR, "iceservers: rate limit not counted (", err, ")")
-    return nil
-  end
-  if n <= rule.n then return nil end
-  local ttl = dict:ttl(key)
-  return math.max(1, math.ceil(tonumber(ttl) or rule.window))
+-- A fixed window started by the key's first request, counted in one step
+-- (the store's incr: exact across workers and nodes).
+function M.over(store, kind, id, rule)
+  local n, left = store:incr("limit|" .. kind .. "|" .. rule.window .. "|" .. id, rule.window)
+  if not n then return nil, left end
+  if n <= rule.n then return false end
+  return math.max(1, math.ceil(tonumber(left) or rule.window))
 end
 
-function M.revoke(dict, user, seconds)
+function M.revoke(store, user, seconds)
   if type(user) ~= "string" or user == "" then error("revoke: user must be a string", 2) end
   seconds = tonumber(seconds)
   if not seconds or seconds <= 0 then error("revoke: seconds must be a positive number", 2) end
-  local ok, err = dict:set("deny|" .. user, ngx.time() + seconds, seconds)
+  local ok, err = store:set("deny|" .. user, ngx.time() + seconds, seconds)
   if not ok then return nil, err end
   return true
 end
 
-function M.unrevoke(dict, user)
-  dict:delete("deny|" .. user)
+function M.unrevoke(store, user)
+  return store:delete("deny|" .. user)
 end
 
--- The dict's denied users: { {user =, until_t =}, ... }.
-function M.revoked_list(dict)
+-- The store's denied users: { {user =, until_t =}, ... }; or nil, err.
+function M.revoked_list(store)
+  local keys, err = store:keys("deny|")
+  if not keys then return nil, err end
   local out = {}
-  for _, key in ipairs(dict:get_keys(0)) do
-    local user = key:match("^deny|(.+)$")
-    if user then
-      local until_t = dict:get(key)
-      if until_t then out[#out + 1] = { user = user, until_t = until_t } end
-    end
+  for _, key in ipairs(keys) do
+    local until_t = store:get(key)
+    if until_t then out[#out + 1] = { user = key:sub(6), until_t = until_t } end
   end
   table.sort(out, function(a, b) return a.user < b.user end)
   return out
@@ -137,15 +132,16 @@ function M.denylist(path)
   return r
 end
 
-function M.revoked(dict, user, file)
-  if not dict then return false end
+function M.revoked(store, user, file)
   local now = ngx.time()
-  local until_t = dict:get("deny|" .. user)
-  if until_t and until_t > now then return true end
   if file then
     local t = file.get(now)[user]
     if t and t > now then return true end
   end
+  if not store then return false end
+  local until_t, err = store:get("deny|" .. user)
+  if err then return nil, err end
+  if until_t and until_t > now then return true end
   return false
 end
 

@@ -56,6 +56,16 @@ M.LIST = {
   { name = "denylist_file", env = "ICESERVERS_DENYLIST_FILE", type = "string", doc = [[a file of
     denied user ids, one per line, each optionally followed by the Unix time it stops; read
     again when it changes; a denied user gets 403]] },
+  { name = "redis", env = "ICESERVERS_REDIS", type = "string", doc = [[`host:port` of a
+    Redis server that keeps the limits' counters and the revocations for every node (else
+    the node's shared dict); no TLS: on a private network only]] },
+  { name = "redis_password", env = "ICESERVERS_REDIS_PASSWORD", type = "key", doc = [[Redis'
+    password (`AUTH`), if it has one; a secret, never logged]] },
+  { name = "redis_timeout", env = "ICESERVERS_REDIS_TIMEOUT", type = "seconds",
+    default = 0.2, doc = [[seconds to connect to Redis, and for each command; default `0.2`]] },
+  { name = "redis_fail", env = "ICESERVERS_REDIS_FAIL", type = "redis_fail", default = "open",
+    doc = [[what to do when Redis does not answer: `open` (default: serve without the limits
+    and the store's revocations, and log it at most once a minute) or `closed` (503)]] },
   { name = "region", type = "function", doc = [[`function(ngx) -> region name or nil`:
     the region of the request (docs/shaping.md); wins over `region_var`]] },
   { name = "region_var", env = "ICESERVERS_REGION_VAR", type = "var_name",
@@ -120,6 +130,11 @@ local function rate(v)
   return require("iceservers.ngx.guard").rate(v)
 end
 
+local function redis_fail(v)
+  if v ~= "open" and v ~= "closed" then return nil, "must be open or closed" end
+  return v
+end
+
 local function interval(v)
   local n = tonumber(v)
   if not n or (n ~= 0 and n < 1) then return nil, "must be 0 (off) or at least 1 second" end
@@ -140,7 +155,8 @@ local function health_mode(v)
 end
 
 M.TYPES = setmetatable({ key = key, var_name = var_name, interval = interval, count = count,
-  health_mode = health_mode, jwt_table = jwt_table, rate = rate }, { __index = options.coerce })
+  health_mode = health_mode, jwt_table = jwt_table, rate = rate,
+  redis_fail = redis_fail }, { __index = options.coerce })
 
 -- The options of opts (a table, or nil for none), checked, with their
 -- defaults, and api_key from getenv(ICESERVERS_API_KEY) when opts has none
