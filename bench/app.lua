@@ -70,6 +70,34 @@ local POOL_OPTS = { user = function() return common.POOL_USER end }
 function M.pool() return ngxi.serve(brokers.pool, POOL_OPTS) end
 -- the coturn endpoint for the same user, without a pool: what the pick adds
 function M.user() return ngxi.serve(brokers.coturn, POOL_OPTS) end
+-- guarded: the application's JWT (the same token each time, as a client
+-- repeats it) and both limits on, counted in the shared dict
+local GUARDED_OPTS = { jwt_key = common.JWT_KEY, jwt_algs = { "HS256" },
+  limit_per_ip = "1000000000/minute", limit_per_user = "1000000000/minute" }
+function M.guarded() return ngxi.serve(brokers.coturn, GUARDED_OPTS) end
+
+-- B8: distinct-token verifications per second of iceservers.jwt (no cache):
+-- POST {alg =, key = or pem =, tokens = {...}, seconds =}.
+function M.verify_rate()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then -- a big body nginx kept in a file
+    local f = assert(io.open(assert(ngx.req.get_body_file(), "bench: B8: no body"), "rb"))
+    body = f:read("*a")
+    f:close()
+  end
+  local job = cjson.decode(body)
+  local v = require("iceservers.jwt").new { algs = { job.alg }, secret = job.key,
+    keys = job.pem and { job.pem } or nil }
+  local tokens, done = job.tokens, 0
+  assert(v:verify(tokens[1]), "bench: B8 token refused")
+  local t0 = core.monotonic()
+  repeat
+    for i = 1, #tokens do v:verify(tokens[i]) end
+    done = done + #tokens
+  until core.monotonic() - t0 >= (job.seconds or 1)
+  ngx.say(cjson.encode { rate = done / (core.monotonic() - t0) })
+end
 
 -- The ceiling: what reply() of iceservers.ngx sends for a 200, nothing
 -- computed.  Its body is the endpoint's answer, made by the first request
@@ -87,6 +115,12 @@ function M.ceiling_coturn()
   ceilings.coturn = ceilings.coturn or ceiling("coturn")
   M.ceiling_coturn = ceilings.coturn -- the next requests call the handler itself
   return ceilings.coturn()
+end
+
+function M.ceiling_guarded()
+  ceilings.guarded = ceilings.guarded or ceiling("coturn", common.JWT_USER)
+  M.ceiling_guarded = ceilings.guarded
+  return ceilings.guarded()
 end
 
 function M.ceiling_rest()

@@ -15,6 +15,9 @@ for i = 1, 3 do
   M.POOL_URLS[#M.POOL_URLS + 1] = ("turns:turn%d.example.com:443?transport=tcp"):format(i)
 end
 M.POOL_USER = "alice"
+-- B3's guarded endpoint: an HS256 key of the application's and the user of its token
+M.JWT_KEY = "bench-jwt-hs256-key-0123456789abcdef!"
+M.JWT_USER = "bench-user"
 
 -- The REST provider of B3/B4 is Metered, answered by bench/upstream.lua.
 M.METERED_KEY = "bench-metered-api-key-Hq3Zt8"

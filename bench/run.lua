@@ -1,5 +1,5 @@
 --[[
-make bench: the benchmarks of bench/README (B1..B7), every
+make bench: the benchmarks of bench/README (B1..B8), every
 figure taken RUNS times (5 by default), the variants compared against each
 other run one after another inside each round, so that a slow moment of this
 shared machine hits all of them.  Prints the table and writes
@@ -106,9 +106,10 @@ end
 local CPUS = tonumber((select(2, sh.run("nproc")) or ""):match("%d+")) or 1
 local WRK = CPUS >= 2 and ("taskset -c %d wrk"):format(CPUS - 1) or "wrk"
 
-local function wrk(url, seconds, connections)
-  local out = run((WRK .. " -t1 -c%d -d%ds %s"):format(connections or 16, math.max(1,
-    math.floor(seconds + 0.5)), sh.quote(url)))
+local function wrk(url, seconds, connections, header)
+  local out = run((WRK .. " -t1 -c%d -d%ds %s%s"):format(connections or 16, math.max(1,
+    math.floor(seconds + 0.5)), header and ("-H " .. sh.quote(header) .. " ") or "",
+    sh.quote(url)))
   if out:find("Non%-2xx") or out:find("Socket errors") then
     error("bench: wrk " .. url .. " saw errors:\n" .. out)
   end
@@ -302,6 +303,15 @@ local function b3()
   local paths = { "/ice-servers/coturn", "/ice-servers/rest", "/ceiling/coturn",
     "/ceiling/rest", "/ceiling/bare", "/ice-servers/pool", "/ice-servers/user" }
   for _, p in ipairs(paths) do fetch(app:url(p)) end -- warm: the REST cache, the ceilings
+  -- the guarded endpoint's token: the application's HS256 JWT, the same each time
+  local jh = core.b64url_encode('{"alg":"HS256","typ":"JWT"}')
+  local jp = core.b64url_encode(cjson.encode { sub = common.JWT_USER, exp = os.time() + 86400 })
+  local bearer = "Authorization: Bearer " .. jh .. "." .. jp .. "."
+    .. core.b64url_encode(core.hmac("sha256", common.JWT_KEY, jh .. "." .. jp))
+  local guarded_body = fetch(app:url("/ice-servers/guarded"),
+    { headers = { Authorization = bearer:match("^Authorization: (.*)$") } })
+  assert(guarded_body:find(":" .. common.JWT_USER, 1, true), "the guarded answer: " .. guarded_body)
+  assert(#guarded_body == #fetch(app:url("/ceiling/guarded")), "the guarded ceiling differs")
   -- the same answers (but for the seconds in ttl and expires, of the same length)
   local coturn_body, rest_body = fetch(app:url("/ice-servers/coturn")),
     fetch(app:url("/ice-servers/rest"))
@@ -317,17 +327,18 @@ local function b3()
   local SLICES = 5
   local v = { ["b3.ceiling_coturn"] = {}, ["b3.coturn"] = {}, ["b3.ceiling_rest"] = {},
     ["b3.rest"] = {}, ["b3.bare"] = {}, ["b3.coturn2"] = {}, ["b3.user"] = {},
-    ["b3.pool"] = {} }
+    ["b3.pool"] = {}, ["b3.ceiling_guarded"] = {}, ["b3.guarded"] = {} }
   local pairs_of = { { "b3.ceiling_coturn", "/ceiling/coturn", "b3.coturn", "/ice-servers/coturn" },
     { "b3.ceiling_rest", "/ceiling/rest", "b3.rest", "/ice-servers/rest" },
     { "b3.user", "/ice-servers/user", "b3.pool", "/ice-servers/pool" },
+    { "b3.ceiling_guarded", "/ceiling/guarded", "b3.guarded", "/ice-servers/guarded", bearer },
     { "b3.bare", "/ceiling/bare", "b3.coturn2", "/ice-servers/coturn" } }
   for _ = 1, opt.runs do
     for _, pr in ipairs(pairs_of) do
       local a, b = 0, 0
       for _ = 1, SLICES do
-        a = a + wrk(app:url(pr[2]), S(1))
-        b = b + wrk(app:url(pr[4]), S(1))
+        a = a + wrk(app:url(pr[2]), S(1), nil, pr[5])
+        b = b + wrk(app:url(pr[4]), S(1), nil, pr[5])
       end
       table.insert(v[pr[1]], a / SLICES)
       table.insert(v[pr[3]], b / SLICES)
@@ -352,6 +363,12 @@ local function b3()
     at_least)
   ratio("B3", "cached REST endpoint / its ceiling", "b3.rest", "b3.ceiling_rest", "≥ 90 %",
     at_least)
+  record("b3.ceiling_guarded", "B3", "ceiling: precomputed string (the guarded answer)", "req/s",
+    v["b3.ceiling_guarded"])
+  record("b3.guarded", "B3", "/ice-servers, coturn, the app's JWT (repeated) and both limits",
+    "req/s", v["b3.guarded"])
+  ratio("B3", "guarded endpoint (JWT and limits) / its ceiling", "b3.guarded",
+    "b3.ceiling_guarded", "≥ 85 %", function(s) return s.median >= 0.85 end)
   ratio("B3", "pool of 3 hosts, TURN_PICK=1 per user / the same user without a pool",
     "b3.pool", "b3.user")
   ratio("B3", "coturn endpoint / a body with no header set (not the same response)",
@@ -500,6 +517,48 @@ end
 
 -- B7: the prober.  Real coturns on loopback (several addresses each), silent
 -- UDP sockets (held by this process, never read) for servers that never answer.
+-- B8: distinct-token JWT verifications per second inside the benchmark
+-- nginx's one worker (iceservers.jwt, no cache), against PyJWT verifying the
+-- same tokens in this run (bench/jwt_rate.py; OpenSSL does the work in both).
+local function b8()
+  local ok, out = sh.run("/usr/bin/python3 bench/jwt_rate.py make 300")
+  if not ok then error("bench: B8 needs python3-jwt (make deps): " .. out) end
+  local doc = cjson.decode(out)
+  local file = os.tmpname()
+  sh.write_file(file, out)
+  local ALGS = { "HS256", "RS256", "ES256" }
+  local ours, theirs = {}, {}
+  for _, alg in ipairs(ALGS) do ours[alg], theirs[alg] = {}, {} end
+  for _ = 1, opt.runs do
+    for _, alg in ipairs(ALGS) do
+      local d = doc[alg]
+      local got = cjson.decode(fetch(app:url("/b8"), { method = "POST", body = cjson.encode {
+        alg = alg, key = d.key, pem = d.pem, tokens = d.tokens, seconds = S(1) } }))
+      table.insert(ours[alg], got.rate)
+    end
+    local _, py = sh.run(("/usr/bin/python3 bench/jwt_rate.py verify %s %s")
+      :format(sh.quote(file), tostring(S(1))))
+    local rates = cjson.decode(py)
+    for _, alg in ipairs(ALGS) do table.insert(theirs[alg], rates[alg]) end
+  end
+  os.remove(file)
+  for _, alg in ipairs(ALGS) do
+    record("b8.ours_" .. alg, "B8", alg .. ": iceservers.jwt inside nginx (one worker)",
+      "verif/s", ours[alg])
+    record("b8.pyjwt_" .. alg, "B8", alg .. ": PyJWT (python3-jwt)", "verif/s", theirs[alg])
+  end
+  local at_least = function(x) return function(st) return st.median >= x end end
+  ratio("B8", "HS256: iceservers / PyJWT", "b8.ours_HS256", "b8.pyjwt_HS256", "≥ 3×",
+    at_least(3))
+  ratio("B8", "RS256: iceservers / PyJWT", "b8.ours_RS256", "b8.pyjwt_RS256", "≥ 1×",
+    at_least(1))
+  ratio("B8", "ES256: iceservers / PyJWT", "b8.ours_ES256", "b8.pyjwt_ES256", "≥ 1×",
+    at_least(1))
+  notes.B8 = { ("300 distinct tokens per algorithm (made by PyJWT: RSA 2048, P-256), each "
+    .. "verified in full (signature, exp) by a verifier without the endpoint's cache; PyJWT's "
+    .. "jwt.decode over the same tokens, in the same round; %g s each") :format(S(1)) }
+end
+
 local function b7()
   local coturn = require "support.coturn"
   local socket = require "socket"
@@ -829,7 +888,7 @@ end
 local ok, err = pcall(function()
   start_servers()
   for _, b in ipairs { { "B1", b1 }, { "B2", b2 }, { "B3", b3 }, { "B4", b4 }, { "B5", b5 },
-    { "B6", b6 }, { "B7", b7 } } do
+    { "B6", b6 }, { "B7", b7 }, { "B8", b8 } } do
     if wanted(b[1]) then
       log("%s: %d runs", b[1], opt.runs)
       local done, why = pcall(b[2])

@@ -31,7 +31,9 @@ local LOCATIONS = {
   { "= /ice-servers/coturn", "coturn" }, { "= /ice-servers/rest", "rest" },
   { "= /ceiling/coturn", "ceiling_coturn" }, { "= /ceiling/rest", "ceiling_rest" },
   { "= /ceiling/bare", "ceiling_bare" }, { "= /ice-servers/pool", "pool" },
-  { "= /ice-servers/user", "user" }, { "= /b1", "sign" }, { "^~ /b4/", "b4" },
+  { "= /ice-servers/user", "user" }, { "= /ice-servers/guarded", "guarded" },
+  { "= /ceiling/guarded", "ceiling_guarded" }, { "= /b8", "verify_rate" },
+  { "= /b1", "sign" }, { "^~ /b4/", "b4" },
   { "= /drive", "drive" }, { "= /b5", "b5" }, { "= /b7", "probe" }, { "= /b7round", "round" },
   { "= /lua-heap", "lua_heap" }, { "= /versions", "versions" },
 }

@@ -149,18 +149,41 @@ local SECRETS = {
   { name = "TURN_SECRET (coturn endpoint)", tail = random_hex(12) },
   { name = "TURN_SECRET (chain endpoint)", tail = random_hex(12) },
   { name = "TURN_API_KEY (Metered)", tail = random_hex(12) },
+  { name = "ICESERVERS_JWT_KEY (guarded endpoint)", tail = random_hex(16) },
 }
 SECRETS[1].value = "SoakCoturnSecret-" .. SECRETS[1].tail
 SECRETS[2].value = "SoakChainSecret-" .. SECRETS[2].tail
 SECRETS[3].value = "SoakMeteredApiKey-" .. SECRETS[3].tail
+SECRETS[4].value = "SoakJwtKey-" .. SECRETS[4].tail
+
+-- An HS256 JWT of the application's for the guarded endpoint (openssl's HMAC:
+-- the soak runs without the core).
+local function b64url(str)
+  return (b64(str):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" }))
+end
+local function hs256(key, sub, seconds)
+  local input = b64url('{"alg":"HS256","typ":"JWT"}') .. "."
+    .. b64url(('{"sub":"%s","exp":%d}'):format(sub, os.time() + seconds))
+  local tmp = os.tmpname()
+  write_file(tmp, input)
+  local ok, mac = run(("openssl dgst -sha256 -binary -hmac %s %s | od -An -v -tx1")
+    :format(quote(key), quote(tmp)))
+  os.remove(tmp)
+  assert(ok, "openssl dgst failed: " .. tostring(mac))
+  local bytes = mac:gsub("%s+", ""):gsub("%x%x", function(h)
+    return string.char(tonumber(h, 16))
+  end)
+  return input .. "." .. b64url(bytes)
+end
 
 ---------------------------------------------------------------------------
 -- HTTP/1.0 over bash's /dev/tcp: enough for a few requests of our own
 
-local function fetch(port, path)
+local function fetch(port, path, token)
+  local auth = token and ("Authorization: Bearer " .. token .. "\\r\\n") or ""
   local ok, out = run("bash -c " .. quote(("exec 3<>/dev/tcp/127.0.0.1/%d && printf "
-    .. "'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && timeout 10 cat <&3")
-    :format(port, path)))
+    .. "'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n%s\\r\\n' >&3 && timeout 10 cat <&3")
+    :format(port, path, auth)))
   if not ok then return nil, out end
   local status = tonumber(out:match("^HTTP/%d%.%d (%d%d%d)"))
   local body = out:match("\r\n\r\n(.*)$") or ""
@@ -287,7 +310,10 @@ local wrk_running = {} -- pid -> true, for the cleanup after an error
 
 local function start_wrk(ep, seconds, tag)
   local out = ("%s/wrk-%s-%s.txt"):format(OUT, ep.name, tag)
-  local cmd = ("wrk -t1 -c%d -d%ds --timeout 10s --latency -s %s %s >%s 2>&1 </dev/null & echo $!")
+  -- (the guarded endpoint's token, for every request of soak/wrk.lua)
+  local env = ep.token and ("SOAK_TOKEN=" .. quote(ep.token) .. " ") or ""
+  local cmd = env
+    .. ("wrk -t1 -c%d -d%ds --timeout 10s --latency -s %s %s >%s 2>&1 </dev/null & echo $!")
     :format(CONNS, seconds, quote(WRK_SCRIPT), quote(ep.srv:url("/ice-servers")), quote(out))
   local ok, pid = run(cmd)
   pid = ok and tonumber(pid:match("%d+"))
@@ -468,6 +494,12 @@ local function main()
       ICESERVERS_CONNECT_TIMEOUT = "0.5",
       TURN_SECRET = SECRETS[2].value, TURN_URLS = TURN_URLS, TURN_TTL = "1h",
     } },
+    -- the application's JWT and both limits on, the limits above what one wrk sends
+    { name = "guarded", token = hs256(SECRETS[4].value, "soak-user", 86400), env = {
+      TURN_PROVIDER = "coturn", TURN_SECRET = SECRETS[1].value, TURN_URLS = TURN_URLS,
+      TURN_TTL = "1h", ICESERVERS_JWT_KEY = SECRETS[4].value, ICESERVERS_JWT_ALGS = "HS256",
+      ICESERVERS_LIMIT_PER_IP = "100000000/minute", ICESERVERS_LIMIT_PER_USER = "100000000/minute",
+    } },
   }
   for _, ep in ipairs(endpoints) do
     ep.srv = nginx.start{ template = tpl, workers = 2, env = ep.env, ca_file = mock.ca_file }
@@ -483,7 +515,7 @@ local function main()
     local want = ep.name == "chain" and "metered.ca" or "turn.soak.test"
     local deadline, status, body = sh.now() + 10
     repeat
-      status, body = fetch(ep.srv.port, "/ice-servers")
+      status, body = fetch(ep.srv.port, "/ice-servers", ep.token)
       if status == 200 and body:find(want, 1, true) then break end
       sleep(0.2)
     until sh.now() > deadline

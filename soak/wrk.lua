@@ -28,9 +28,16 @@ counts = { responses = 0, non2xx = 0, degraded = 0, noturn = 0, metered = 0,
 
 -- Janus' request for turn_rest_api = configured (src/turnrest.c): its query
 -- appended after a "?" whatever the URL holds, and as the body of a POST.
+-- SOAK_TOKEN: the application's JWT, sent with every request (the guarded endpoint)
+local token = os.getenv("SOAK_TOKEN")
+local function auth(headers)
+  if token then headers.Authorization = "Bearer " .. token end
+  return headers
+end
+
 local function janus(method, configured, user)
   local query = "service=turn&username=" .. user
-  local headers = { ["User-Agent"] = "Janus/1.0" }
+  local headers = auth { ["User-Agent"] = "Janus/1.0" }
   local body
   if method == "POST" then
     headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -42,9 +49,9 @@ end
 function init()
   local path = wrk.path
   requests = {
-    wrk.format("GET", path),
+    wrk.format("GET", path, auth {}),
     janus("GET", path, "janus-1"),
-    wrk.format("GET", path .. "?format=webrtc"),
+    wrk.format("GET", path .. "?format=webrtc", auth {}),
     janus("POST", path, "janus-2"),
     janus("GET", path .. "?format=rest", "janus-3"),
   }

@@ -91,6 +91,11 @@ local function getenv(name)
 end
 
 -- The options of opts, checked once per table: resolved, or {err = why}.
+-- (not a closure made in options_of: LuaJIT would not compile its return)
+local function store_for(o)
+  return o.redis and stores.redis(o) or o.shared and stores.dict(o.shared) or nil
+end
+
 local function options_of(opts)
   opts = opts or NO_OPTS
   local o = checked[opts]
@@ -112,9 +117,7 @@ local function options_of(opts)
       end
       o.denylist = o.denylist_file and guard.denylist(o.denylist_file) or nil
       o.limited = (o.limit_per_ip or o.limit_per_user) and true
-      local ok, store = pcall(function()
-        return o.redis and stores.redis(o) or o.shared and stores.dict(o.shared) or nil
-      end)
+      local ok, store = pcall(store_for, o)
       if ok then o.store = store else o = { err = "iceservers: " .. store, bad = "redis" } end
     end
     checked[opts] = o

@@ -64,7 +64,12 @@ end
 -- A fixed window started by the key's first request, counted in one step
 -- (the store's incr: exact across workers and nodes).
 function M.over(store, kind, id, rule)
-  local n, left = store:incr("limit|" .. kind .. "|" .. rule.window .. "|" .. id, rule.window)
+  local prefix = rule[kind] -- the key's prefix, made once per rule and kind
+  if not prefix then
+    prefix = "limit|" .. kind .. "|" .. rule.window .. "|"
+    rule[kind] = prefix
+  end
+  local n, left = store:incr(prefix .. id, rule.window)
   if not n then return nil, left end
   if n <= rule.n then return false end
   return math.max(1, math.ceil(tonumber(left) or rule.window))
