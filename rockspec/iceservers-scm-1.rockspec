@@ -62,7 +62,6 @@ build = {
       ["iceservers.rest"] = "lua/iceservers/rest.lua",
       ["iceservers.secrets"] = "lua/iceservers/secrets.lua",
       ["iceservers.pools"] = "lua/iceservers/pools.lua",
-      ["iceservers.seen"] = "lua/iceservers/seen.lua",
       ["iceservers.jwt"] = "lua/iceservers/jwt.lua",
       ["iceservers.ngx.auth"] = "lua/iceservers/ngx/auth.lua",
       ["iceservers.ngx.guard"] = "lua/iceservers/ngx/guard.lua",

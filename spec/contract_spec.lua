@@ -252,8 +252,7 @@ describe("the built-in providers", function()
   it("are runtime-blind: they require plain-Lua helpers only, never the core or ngx", function()
     local sh = require "support.sh"
     local allowed = { ["iceservers.rest"] = true, ["iceservers.normalize"] = true,
-      ["iceservers.secrets"] = true, ["iceservers.pools"] = true,
-      ["iceservers.seen"] = true }
+      ["iceservers.secrets"] = true, ["iceservers.pools"] = true }
     for _, name in ipairs { "coturn", "static", "stun", "metered", "twilio", "cloudflare",
         "xirsys" } do
       local path = "lua/iceservers/providers/" .. name .. ".lua"

@@ -49,8 +49,7 @@ end
 local error_of = fx.error_of
 
 describe("coturn's check_user", function()
-  -- as configure makes them (opts.fine: the ids that passed, kept)
-  local opts = { user_id = "plain", opaque = false, fine = require("iceservers.seen").new(8) }
+  local opts = { user_id = "plain", opaque = false }
 
   it("refuses each id coturn refuses, naming what coturn refuses", function()
     for _, case in ipairs(REFUSED) do
@@ -68,17 +67,6 @@ describe("coturn's check_user", function()
     for _, id in ipairs { "a\tb", "a\rb", "a\nb" } do
       assert.is_nil((coturn.check_user(id, opts)))
     end
-  end)
-
-  it("keeps the ids that passed, and no refused one", function()
-    local o = { opaque = false, fine = require("iceservers.seen").new(2) }
-    assert.is_true(coturn.check_user("alice", o))
-    assert.is_true(o.fine:has("alice"))
-    assert.is_nil((coturn.check_user("bad user", o)))
-    assert.is_false(o.fine:has("bad user"))
-    for i = 1, 5 do coturn.check_user("u" .. i, o) end -- bounded: the oldest go
-    assert.is_false(o.fine:has("alice"))
-    assert.is_nil((coturn.check_user("bad user", o)))
   end)
 
   it("accepts the ids coturn accepts", function()

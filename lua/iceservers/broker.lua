@@ -556,13 +556,7 @@ function Broker:resolve(user, req, format)
     error("iceservers: req must be a table of per-request fields, not a " .. type(req), 3)
   end
   if user ~= nil then
-    -- the broker's own check, kept for ids seen lately (it uses patterns,
-    -- which LuaJIT does not compile, and a client asks again with its id)
-    local users_ok, ok, err = self.users_ok, true, nil
-    if not users_ok:has(user) then
-      ok, err = check_user(user)
-      if ok then users_ok:add(user) end
-    end
+    local ok, err = check_user(user)
     if ok and self.checked then ok, err = self:check_hooks(user, req) end
     if not ok then return nil, err end
   end
@@ -721,7 +715,6 @@ local function build(config, env)
   self.shape_memo = setmetatable({}, { __mode = "k" }) -- URL tables and lists -> shaped
   self.pick_memo = setmetatable({}, { __mode = "k" }) -- a pool's URL table -> its hosts
   self.dropped_logged = {}
-  self.users_ok = require("iceservers.seen").new(4096) -- ids that passed check_user
   self.weigh = shape.weigher(self.ctx.crypto.hmac_key)
   self.chain = require("iceservers.chain").build(s, config, env, self.ctx, self.event)
   for _, link in ipairs(self.chain) do

@@ -5,7 +5,6 @@
 local secrets = require "iceservers.secrets"
 local normalize = require "iceservers.normalize"
 local pools = require "iceservers.pools"
-local seen = require "iceservers.seen"
 
 local floor = math.floor
 
@@ -18,10 +17,8 @@ local UNSAFE_NAMES = { [" "] = "a space", ["'"] = "a quote (')", ['"'] = 'a doub
 local OPAQUE_HINT = " (TURN_USER_ID=opaque takes any id)"
 
 -- true, or nil and what coturn refuses.  No lower(): it follows the locale.
--- The ids that passed are kept (opts.fine, this broker's): the checks use
--- patterns, which LuaJIT does not compile, and a client asks again.
 local function check_user(user, opts)
-  if opts.opaque or opts.fine:has(user) then return true end
+  if opts.opaque then return true end
   local at = user:find(UNSAFE)
   if at then
     local c = user:sub(at, at)
@@ -31,7 +28,6 @@ local function check_user(user, opts)
   if user:find("[uU][nN][iI][oO][nN]") and user:find("[sS][eE][lL][eE][cC][tT]") then
     return nil, 'coturn refuses user ids with both "union" and "select"' .. OPAQUE_HINT
   end
-  opts.fine:add(user)
   return true
 end
 
@@ -107,7 +103,6 @@ return {
 
   configure = function(opts, ctx)
     configure_user_id(opts)
-    opts.fine = seen.new(4096)
     local shared -- the provider's own secrets, for the pools that do not set theirs
     opts.pools = pools.build(opts, OPTIONS, function(fields, label)
       local pool = { urls = normalize.turn_urls(fields.urls or opts.urls
