@@ -18,13 +18,7 @@ local function broker(down, extra)
   return iceservers.new(c), lines
 end
 
-local function urls_of(servers)
-  local out = {}
-  for _, e in ipairs(servers) do
-    for _, u in ipairs(e.urls) do out[#out + 1] = u end
-  end
-  return out
-end
+local urls_of = require("support.fixtures").urls_of
 
 describe("health in the broker", function()
   it("changes nothing while every URL is up", function()

@@ -17,13 +17,7 @@ local function quiet(logs)
   return function(level, msg) if logs then logs[#logs + 1] = level .. ": " .. msg end end
 end
 
-local function urls_of(servers)
-  local out = {}
-  for _, e in ipairs(servers) do
-    for _, u in ipairs(e.urls) do out[#out + 1] = u end
-  end
-  return out
-end
+local urls_of = require("support.fixtures").urls_of
 
 local function coturn(urls, extra, logs)
   local c = { providers = "coturn", log = quiet(logs), stun_urls = "stun:s.example:3478",

@@ -6,9 +6,10 @@ naming the pool of requests with no or an unknown region (without it, the
 provider's own urls, when given, are that pool).
 
   pools.build(opts, decl, make) -> pools  (decl: the provider's options)
-      make(fields, label) builds one pool of the provider's kind from its
-      fields (a region's, the rest inherited from opts; label(option) names
-      an option of it in errors); raises a one-line config error
+      make(fields, label, urls, pick) builds one pool of the provider's kind
+      from its fields (a region's, the rest inherited from opts; label(option)
+      names an option of it in errors), its URLs (checked, canonical) and its
+      pick; raises a one-line config error
   pools.of(p, req)  -> the pool that serves req (its region's, else the default)
   p.names           the region names, sorted (the prober asks for each)
 
@@ -16,8 +17,15 @@ Each pool keeps `urls` (canonical, checked once) and `pick` (how many of its
 hosts a user gets; nil: all), which the provider puts on its answer's entry.
 ]]
 local options = require "iceservers.options"
+local normalize = require "iceservers.normalize"
 
 local M = {}
+
+-- A pool's URLs (its own or the provider's), checked and canonical.
+local function urls_of(fields, opts, label)
+  local urls = fields.urls or opts.urls or error(label("urls") .. " is not set", 0)
+  return normalize.turn_urls(urls, fields.urls and label("urls") or "TURN_URLS")
+end
 
 local function check_pick(v, label)
   if v == nil then return nil end
@@ -26,7 +34,6 @@ local function check_pick(v, label)
   end
   return v
 end
-M.check_pick = check_pick
 
 function M.build(opts, decl, make)
   local p = { by_region = {}, names = {} }
@@ -44,8 +51,10 @@ function M.build(opts, decl, make)
         return ("regions.%s.%s%s"):format(region, option,
           var and (" (" .. var .. "_" .. suffix .. ")") or "")
       end
-      local pool = make(fields, label)
-      pool.pick = check_pick(fields.pick or opts.pick, label("pick"))
+      local urls, pick = urls_of(fields, opts, label), check_pick(fields.pick or opts.pick,
+        label("pick"))
+      local pool = make(fields, label, urls, pick)
+      pool.urls, pool.pick = urls, pick
       p.by_region[region] = pool
       p.names[#p.names + 1] = region
     end
@@ -73,8 +82,9 @@ function M.build(opts, decl, make)
         env_of.urls and (" (" .. env_of.urls .. ")") or "",
         env_of.regions and (" (" .. env_of.regions .. ")") or ""), 0)
     end
-    p.default = make({}, top_label)
-    p.default.pick = check_pick(opts.pick, top_label("pick"))
+    local urls, pick = urls_of({}, opts, top_label), check_pick(opts.pick, top_label("pick"))
+    p.default = make({}, top_label, urls, pick)
+    p.default.urls, p.default.pick = urls, pick
   else
     error(("with %s, set %s (or %s): the pool of requests with no or an unknown region")
       :format(top_label("regions"), top_label("default_region"), top_label("urls")), 0)

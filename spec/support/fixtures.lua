@@ -33,6 +33,15 @@ function M.recorder()
   return lines, function(level, msg) lines[#lines + 1] = level .. ": " .. msg end
 end
 
+-- Every URL of an answer's servers, in order.
+function M.urls_of(servers)
+  local out = {}
+  for _, e in ipairs(servers) do
+    for _, u in ipairs(e.urls) do out[#out + 1] = u end
+  end
+  return out
+end
+
 -- An HS256 JWT for user, signed with key, valid for 10 minutes (made with the
 -- core's HMAC: the specs of the JWT checks use PyJWT's tokens).
 function M.hs256(key, user)

@@ -3,7 +3,6 @@
 -- base64(HMAC-SHA1(secret, username)).  The signer is keyed once per secret
 -- (ctx.crypto.hmac_key; its b64digest is the fastest the runtime has).
 local secrets = require "iceservers.secrets"
-local normalize = require "iceservers.normalize"
 local pools = require "iceservers.pools"
 
 local floor = math.floor
@@ -104,9 +103,8 @@ return {
   configure = function(opts, ctx)
     configure_user_id(opts)
     local shared -- the provider's own secrets, for the pools that do not set theirs
-    opts.pools = pools.build(opts, OPTIONS, function(fields, label)
-      local pool = { urls = normalize.turn_urls(fields.urls or opts.urls
-        or error(label("urls") .. " is not set", 0), fields.urls and label("urls") or "TURN_URLS") }
+    opts.pools = pools.build(opts, OPTIONS, function(fields)
+      local pool = {}
       if fields.secret or fields.secret_file then
         pool.secrets = secrets.new({ secret = fields.secret, secret_file = fields.secret_file,
           allow_insecure = opts.allow_insecure_secret_file }, ctx.fs.stat, ctx.now)

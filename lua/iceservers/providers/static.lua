@@ -1,7 +1,6 @@
 -- Long-term TURN credentials that do not expire (TURN_USERNAME/TURN_PASSWORD),
 -- per region if asked (a region may set its own).  ttl only tells clients
 -- when to ask again.
-local normalize = require "iceservers.normalize"
 local pools = require "iceservers.pools"
 
 local OPTIONS = {
@@ -18,7 +17,7 @@ local OPTIONS = {
 return {
   options = OPTIONS,
   configure = function(opts)
-    opts.pools = pools.build(opts, OPTIONS, function(fields, label)
+    opts.pools = pools.build(opts, OPTIONS, function(fields, _, urls, pick)
       local username, password = fields.username or opts.username,
         fields.password or opts.password
       if username == nil then error("needs option 'username' (TURN_USERNAME)", 0) end
@@ -26,12 +25,8 @@ return {
       if username == "" or password == "" then
         error("TURN_USERNAME and TURN_PASSWORD must not be empty", 0)
       end
-      local urls = normalize.turn_urls(fields.urls or opts.urls
-        or error(label("urls") .. " is not set", 0), fields.urls and label("urls") or "TURN_URLS")
-      return { urls = urls, entry = { urls = urls, username = username, credential = password } }
+      return { entry = { urls = urls, username = username, credential = password, pick = pick } }
     end)
-    for _, pool in pairs(opts.pools.by_region) do pool.entry.pick = pool.pick end
-    if opts.pools.default then opts.pools.default.entry.pick = opts.pools.default.pick end
     opts.urls = opts.pools.default and opts.pools.default.urls
     opts.region_names = opts.pools.names
     return opts
