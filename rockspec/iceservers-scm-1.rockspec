@@ -66,6 +66,7 @@ build = {
       ["iceservers.ngx.auth"] = "lua/iceservers/ngx/auth.lua",
       ["iceservers.ngx.guard"] = "lua/iceservers/ngx/guard.lua",
       ["iceservers.ngx.stores"] = "lua/iceservers/ngx/stores.lua",
+      ["iceservers.ngx.clock"] = "lua/iceservers/ngx/clock.lua",
       ["iceservers.shape"] = "lua/iceservers/shape.lua",
       ["iceservers.settings"] = "lua/iceservers/settings.lua",
       ["iceservers.runtime.ffi"] = "lua/iceservers/runtime/ffi.lua",

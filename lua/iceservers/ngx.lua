@@ -27,6 +27,7 @@ local auth = require "iceservers.ngx.auth"
 local guard = require "iceservers.ngx.guard"
 local stores = require "iceservers.ngx.stores"
 local core = require "iceservers.core"
+local clock = require "iceservers.ngx.clock"
 
 local M = {}
 
@@ -133,10 +134,11 @@ local function wired(opts)
 end
 
 -- The clock is nginx's cached one (ngx.time, no system call, the second
--- nginx read at the start of this event-loop turn), not os.time.
+-- nginx read at the start of this event-loop turn; through iceservers.ngx.clock,
+-- which LuaJIT can compile), not os.time.
 local function runtime(o)
   local cache = shm_cache.new(o.dict, o)
-  return { cache = cache, log = logger, on_event = counter(cache.dict), now = ngx.time,
+  return { cache = cache, log = logger, on_event = counter(cache.dict), now = clock.time,
     -- read whether or not this worker runs health(): nothing down, nothing left out
     health = o.health_mode == "filter" and ngx_health.source(cache.dict) or nil }
 end
@@ -220,13 +222,15 @@ local REQUEST_KEYS = setmetatable({}, { __index = function(t, status)
   return key
 end })
 
+-- The request is counted after the body is out: measured, the guarded
+-- request's traces then stay within LuaJIT's limits (docs/nginx.md, "LuaJIT").
 local function reply(status, body, opts)
-  local dict = opts.shared
-  if dict then dict:incr(REQUEST_KEYS[status], 1, 0) end
   ngx.status = status
   header["Content-Type"] = "application/json"
   header["Cache-Control"] = "no-store"
   ngx_print(body)
+  local dict = opts.shared
+  if dict then dict:incr(REQUEST_KEYS[status], 1, 0) end
   return ngx_exit(status)
 end
 

@@ -15,6 +15,7 @@ Verified tokens are kept per worker, keyed by a keyed hash of the token
 a client that repeats its token costs a lookup, not a signature check.
 ]]
 local core = require "iceservers.core"
+local clock = require "iceservers.ngx.clock"
 local jwt = require "iceservers.jwt"
 local lrucache = require "resty.lrucache"
 
@@ -45,7 +46,7 @@ function M.verifier(o)
     end
   end
   local ok, v = pcall(jwt.new, { algs = o.jwt_algs, secret = o.jwt_key or nil, keys = keys,
-    audience = o.jwt_audience, issuer = o.jwt_issuer, claim = o.jwt_claim, now = ngx.time })
+    audience = o.jwt_audience, issuer = o.jwt_issuer, claim = o.jwt_claim, now = clock.time })
   if not ok then return nil, (tostring(v):gsub("^iceservers: ", "")) end
   v.cache = lrucache.new(CACHE_SIZE)
   v.cache_key = core.hmac_key("sha256", core.random_bytes(32))
@@ -75,7 +76,7 @@ end
 function M.user(v, token)
   local key = v.cache_key:b64digest(token)
   local hit = v.cache:get(key)
-  if hit and ngx.time() <= hit.exp + v.leeway then return hit.user end
+  if hit and clock.time() <= hit.exp + v.leeway then return hit.user end
   local user, claims = v:verify(token)
   if not user then return nil, claims end
   v.cache:set(key, { user = user, exp = claims.exp })

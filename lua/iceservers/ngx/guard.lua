@@ -20,6 +20,7 @@ every worker of a node counts and refuses alike, or Redis, for every node.
                                  than once a second)
 ]]
 local core = require "iceservers.core"
+local clock = require "iceservers.ngx.clock"
 
 local M = {}
 
@@ -69,9 +70,11 @@ function M.over(store, kind, id, rule)
     prefix = "limit|" .. kind .. "|" .. rule.window .. "|"
     rule[kind] = prefix
   end
-  local n, left = store:incr(prefix .. id, rule.window)
+  local key = prefix .. id
+  local n, left = store:incr(key, rule.window)
   if not n then return nil, left end
   if n <= rule.n then return false end
+  left = left or store:ttl(key)
   return math.max(1, math.ceil(tonumber(left) or rule.window))
 end
 
@@ -79,7 +82,7 @@ function M.revoke(store, user, seconds)
   if type(user) ~= "string" or user == "" then error("revoke: user must be a string", 2) end
   seconds = tonumber(seconds)
   if not seconds or seconds <= 0 then error("revoke: seconds must be a positive number", 2) end
-  local ok, err = store:set("deny|" .. user, ngx.time() + seconds, seconds)
+  local ok, err = store:set("deny|" .. user, clock.time() + seconds, seconds)
   if not ok then return nil, err end
   return true
 end
@@ -138,7 +141,7 @@ function M.denylist(path)
 end
 
 function M.revoked(store, user, file)
-  local now = ngx.time()
+  local now = clock.time()
   if file then
     local t = file.get(now)[user]
     if t and t > now then return true end

@@ -20,6 +20,7 @@ local health = require "iceservers.health"
 local probe = require "iceservers.stun.probe"
 local net = require "iceservers.stun.net_ngx"
 local core = require "iceservers.core"
+local clock = require "iceservers.ngx.clock"
 
 local M = {}
 
@@ -37,7 +38,7 @@ end
 function M.source(dict)
   local at, text, down, version = -1, nil, {}, 0
   local function refresh()
-    local now = ngx.time()
+    local now = clock.time()
     if now == at then return end
     at = now
     local t = dict:get(DOWN)
@@ -69,7 +70,7 @@ function M.round(broker, o, dict, log)
   local down, urls = {}, {}
   for i, r in ipairs(results) do
     local url = items[i].url
-    local s, changed = tracker:record(url, r, ngx.time())
+    local s, changed = tracker:record(url, r, clock.time())
     urls[#urls + 1] = url
     if not r.ok then
       -- a counter lives as long as its URL is probed (incr's ttl is only its first)

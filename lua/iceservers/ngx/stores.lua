@@ -9,7 +9,8 @@ Where the guard's counters and revocations live (iceservers.ngx.guard):
                       (seconds, for connect, send and read), pooled
                       connections
 
-Each store: store:incr(key, window) -> count, seconds left; store:set(key,
+Each store: store:incr(key, window) -> count[, seconds left]; store:ttl(key)
+-> seconds left (asked when incr gave none); store:set(key,
 value, seconds); store:get(key) -> value or nil; store:delete(key);
 store:keys(prefix) -> keys.  A Redis store returns nil, err when the server
 does not answer in time; the guard then applies ICESERVERS_REDIS_FAIL.
@@ -22,12 +23,14 @@ Dict.__index = Dict
 
 function M.dict(dict) return setmetatable({ dict = dict }, Dict) end
 
--- incr with init_ttl creates the counter with its window as lifetime: one step
+-- incr with init_ttl creates the counter with its window as lifetime: one
+-- step.  The seconds left are not read here: the guard asks ttl only for a
+-- count over its limit, so a request under it costs one dict operation.
 function Dict:incr(key, window)
-  local n, err = self.dict:incr(key, 1, 0, window)
-  if not n then return nil, err end
-  return n, tonumber(self.dict:ttl(key)) or window
+  return (self.dict:incr(key, 1, 0, window))
 end
+
+function Dict:ttl(key) return tonumber((self.dict:ttl(key))) end
 
 function Dict:set(key, value, seconds) return self.dict:set(key, value, seconds) end
 function Dict:get(key) return self.dict:get(key) end

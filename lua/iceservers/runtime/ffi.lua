@@ -62,9 +62,13 @@ local QUOTE_MAX = 160 -- longer strings (rare) go through the core's function
 local qbuf = ffi.new("char[?]", 2 + 6 * QUOTE_MAX)
 local dbuf = ffi.new("char[?]", 96)
 
+-- Neither quote nor b64digest ends in `return ffi_string(...)`: LuaJIT cannot
+-- end a trace that starts at a tail call of a builtin, and a function where
+-- that happened often enough is blacklisted, with every trace through it.
 local function quote(s)
   if type(s) ~= "string" or #s > QUOTE_MAX then return c_quote(s) end
-  return ffi_string(qbuf, lib.iceservers_ffi_json_quote(s, #s, qbuf))
+  local q = ffi_string(qbuf, lib.iceservers_ffi_json_quote(s, #s, qbuf))
+  return q
 end
 
 local function json_quote(s, s2)
@@ -80,7 +84,8 @@ local function b64digest(signer, msg)
   end
   local n = lib.iceservers_ffi_b64digest(signer, msg, #msg, dbuf)
   if n == 0 then return c_b64digest(signer, msg) end
-  return ffi_string(dbuf, n)
+  local d = ffi_string(dbuf, n)
+  return d
 end
 
 -- Only if they write what the core's functions write.
