@@ -7,16 +7,20 @@ machine's load, next to B3's requests per second.
 
 N requests (2000 by default) of each location (B3's four by default), after
 300 that warm LuaJIT's traces and the REST cache; prints one line per
-location.  The worker runs alone (master_process off) under valgrind, with
+location (a location whose name holds "guarded" gets the bench's JWT as
+Bearer).  The worker runs alone (master_process off) under valgrind, with
 one keep-alive client (curl); the upstream nginx runs natively.  Under
 valgrind, OpenSSL's SHA-1 runs without the SHA extensions: signing counts
 about three times what it costs natively.  Needs make bench's build of the
 5.1 core (build/5.1).
 ]]
 package.path = "spec/?.lua;spec/?/init.lua;lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "build/5.4/?.so;" .. package.cpath
 local nginx = require "support.nginx"
 local servers = require "bench.servers"
 local sh = require "support.sh"
+local common = require "bench.common"
+local BEARER = common.jwt_token(require "iceservers.core", require "cjson")
 
 local N = tonumber(arg[1]) or 2000
 local WARM = 300
@@ -53,8 +57,10 @@ end
 local function get(loc, n)
   local lines = {}
   for i = 1, n do
-    lines[i] = ('url = "http://127.0.0.1:%d%s"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"')
-      :format(port, loc)
+    local auth = loc:find("guarded", 1, true)
+      and ('\nheader = "Authorization: Bearer %s"'):format(BEARER) or ""
+    lines[i] = ('url = "http://127.0.0.1:%d%s"\noutput = /dev/null\n'
+      .. 'write-out = "%%{http_code}\\n"%s'):format(port, loc, auth)
   end
   sh.write_file(dir .. "/curl.conf", table.concat(lines, "\n") .. "\n")
   local ok, codes = sh.run("curl -s -K " .. q(dir .. "/curl.conf"))

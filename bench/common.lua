@@ -19,6 +19,15 @@ M.POOL_USER = "alice"
 M.JWT_KEY = "bench-jwt-hs256-key-0123456789abcdef!"
 M.JWT_USER = "bench-user"
 
+-- The guarded endpoint's token: the application's HS256 JWT for JWT_USER,
+-- valid for a day (core: iceservers.core; cjson: an encoder).
+function M.jwt_token(core, cjson)
+  local head = core.b64url_encode('{"alg":"HS256","typ":"JWT"}')
+  local body = core.b64url_encode(cjson.encode { sub = M.JWT_USER, exp = os.time() + 86400 })
+  return head .. "." .. body .. "."
+    .. core.b64url_encode(core.hmac("sha256", M.JWT_KEY, head .. "." .. body))
+end
+
 -- The REST provider of B3/B4 is Metered, answered by bench/upstream.lua.
 M.METERED_KEY = "bench-metered-api-key-Hq3Zt8"
 M.METERED_TURN = { username = "1800000000:metered-user-4f1a",

@@ -304,10 +304,7 @@ local function b3()
     "/ceiling/rest", "/ceiling/bare", "/ice-servers/pool", "/ice-servers/user" }
   for _, p in ipairs(paths) do fetch(app:url(p)) end -- warm: the REST cache, the ceilings
   -- the guarded endpoint's token: the application's HS256 JWT, the same each time
-  local jh = core.b64url_encode('{"alg":"HS256","typ":"JWT"}')
-  local jp = core.b64url_encode(cjson.encode { sub = common.JWT_USER, exp = os.time() + 86400 })
-  local bearer = "Authorization: Bearer " .. jh .. "." .. jp .. "."
-    .. core.b64url_encode(core.hmac("sha256", common.JWT_KEY, jh .. "." .. jp))
+  local bearer = "Authorization: Bearer " .. common.jwt_token(core, cjson)
   local guarded_body = fetch(app:url("/ice-servers/guarded"),
     { headers = { Authorization = bearer:match("^Authorization: (.*)$") } })
   assert(guarded_body:find(":" .. common.JWT_USER, 1, true), "the guarded answer: " .. guarded_body)
