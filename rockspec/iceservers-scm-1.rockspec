@@ -67,6 +67,7 @@ build = {
       ["iceservers.ngx.guard"] = "lua/iceservers/ngx/guard.lua",
       ["iceservers.ngx.stores"] = "lua/iceservers/ngx/stores.lua",
       ["iceservers.ngx.clock"] = "lua/iceservers/ngx/clock.lua",
+      ["iceservers.ngx.counts"] = "lua/iceservers/ngx/counts.lua",
       ["iceservers.shape"] = "lua/iceservers/shape.lua",
       ["iceservers.settings"] = "lua/iceservers/settings.lua",
       ["iceservers.runtime.ffi"] = "lua/iceservers/runtime/ffi.lua",

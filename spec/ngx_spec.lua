@@ -63,6 +63,20 @@ local function assert_coturn_webrtc(doc, user)
   return turn.username
 end
 
+-- The metrics as JSON once settled(m) holds: each worker adds its counts to
+-- the shared dict once a second (iceservers.ngx.counts), so the other
+-- worker's may show up to a second late; polled for 5 s, then returned as
+-- they are, for the caller's assertions to say what is wrong.
+local function metrics_when(srv, settled)
+  local by, m = sh.now() + 5
+  repeat
+    m = decode(fetch(srv:url("/ice-servers/metrics?format=json")))
+    if settled(m) then return m end
+    sh.sleep(0.2)
+  until sh.now() > by
+  return m
+end
+
 local function assert_json_headers(res)
   assert.are.equal("application/json", res.headers["content-type"])
   assert.are.equal("no-store", res.headers["cache-control"])
@@ -464,7 +478,7 @@ describe("iceservers.ngx in nginx", function()
       assert.matches("every provider failed: metered: 500[^\n]*serving STUN only", log)
       assert.matches("%[error%][^\n]*iceservers: [^\n]*TURN", log)
       assert_not_in(log, mockc.METERED_KEY, "the error log")
-      local m = decode(fetch(srv:url("/ice-servers/metrics?format=json")))
+      local m = metrics_when(srv, function(now) return (now.degraded or {}).stun == 2 end)
       assert.is_true(m.failure.metered >= 1)
       assert.are.equal(2, m.degraded.stun)
       assert.is_true(m.miss.metered >= 1)
@@ -546,7 +560,9 @@ describe("iceservers.ngx in nginx", function()
       assert.are.equal(200, got.turn) -- every answer carries the provider's TURN servers
       assert.are.equal(1, calls(tag))
 
-      local m = decode(fetch(srv:url("/ice-servers/metrics?format=json")))
+      local m = metrics_when(srv, function(now)
+        return ((now.hit or {}).metered or 0) + ((now.miss or {}).metered or 0) >= 200
+      end)
       assert.are.equal(1, m.upstream.metered)
       local hit, miss = (m.hit or {}).metered or 0, (m.miss or {}).metered or 0
       assert.are.equal(200, hit + miss)
@@ -563,7 +579,7 @@ describe("iceservers.ngx in nginx", function()
       assert.are.same({ ["200"] = 20 }, got.statuses)
       assert.are.equal(20, got.turn)
       assert.are.equal(1, calls(tag))
-      m = decode(fetch(srv:url("/ice-servers/metrics?format=json")))
+      m = metrics_when(srv, function(now) return now.hit.metered >= hit + 20 end)
       assert.are.equal(hit + 20, m.hit.metered)
       assert.are.equal(miss, m.miss.metered)
       assert.are.equal(1, m.upstream.metered)

@@ -28,6 +28,7 @@ local guard = require "iceservers.ngx.guard"
 local stores = require "iceservers.ngx.stores"
 local core = require "iceservers.core"
 local clock = require "iceservers.ngx.clock"
+local counts = require "iceservers.ngx.counts"
 
 local M = {}
 
@@ -48,8 +49,9 @@ local function logger(level, msg)
   ngx.log(LEVELS[level] or ngx.INFO, "iceservers: ", msg)
 end
 
--- Counters in the shared dict: totals for the node, whichever worker counted.
--- A hit is counted on every request, so its key is made once, not per call.
+-- Counters in the shared dict: totals for the node, whichever worker counted
+-- (through iceservers.ngx.counts: in batches, up to a second late).  A hit is
+-- counted on every request, so its key is made once, not per call.
 local function counter(dict)
   local keys = {} -- event -> provider -> key
   return function(event, provider, value)
@@ -64,12 +66,12 @@ local function counter(dict)
       base = METRIC_PREFIX .. event .. "|" .. provider
       per[provider] = base
     end
-    dict:incr(base, 1, 0)
+    counts.add(dict, base, 1)
     if event == "upstream" and value then
-      dict:incr(base .. "|ms", value, 0)
+      counts.add(dict, base .. "|ms", value)
       for i, bound in ipairs(prometheus.BUCKETS) do
         if value <= bound * 1000 then
-          dict:incr(METRIC_PREFIX .. "upstream_le|" .. provider .. "|" .. i, 1, 0)
+          counts.add(dict, METRIC_PREFIX .. "upstream_le|" .. provider .. "|" .. i, 1)
           break
         end
       end
@@ -224,13 +226,14 @@ end })
 
 -- The request is counted after the body is out: measured, the guarded
 -- request's traces then stay within LuaJIT's limits (docs/nginx.md, "LuaJIT").
+-- (counts: a Lua table, added to the dict once a second)
 local function reply(status, body, opts)
   ngx.status = status
   header["Content-Type"] = "application/json"
   header["Cache-Control"] = "no-store"
   ngx_print(body)
   local dict = opts.shared
-  if dict then dict:incr(REQUEST_KEYS[status], 1, 0) end
+  if dict then counts.add(dict, REQUEST_KEYS[status], 1) end
   return ngx_exit(status)
 end
 
@@ -558,6 +561,7 @@ end
 
 function M.metrics(opts)
   local dict = ngx.shared[options_of(opts).dict or settings.BY_NAME.dict.default]
+  counts.flush() -- this worker's; the others' are at most a second late
   local c = dict and counters(dict) or {}
   ngx.header["Cache-Control"] = "no-store"
   local failures = c.probe_failure

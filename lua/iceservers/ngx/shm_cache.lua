@@ -19,36 +19,54 @@ function M.new(dict_name, opts)
       .. "the http block)"):format(dict_name, dict_name), 0)
   end
   opts = opts or {}
-  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5, seen = {} }, M)
+  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5, seen = {}, vkeys = {} }, M)
 end
 
 -- A worker reads the same entry on every request until it is refreshed, so
--- the last text read per key is kept with its decoded value: the same text
--- gives the same table back (as the in-process backend does) instead of being
--- decoded again, and the broker can keep what it derives from that table.
+-- the last value read per key is kept, decoded, with the entry's version:
+-- each entry's text has a version key next to it ("<key>|v", a counter), and
+-- a read asks the dict for that number only, and for the text (and decodes
+-- it) only when the number moved.  The same version gives the same table back
+-- (as the in-process backend does), so the broker can keep what it derives
+-- from it; and a request copies no answer text out of the dict.
+--
+-- The text carries its version as the dict's flags, written with it in one
+-- set: a reader that sees a new version before the new text keeps the text's
+-- own version, and reads again next time.
 function M:get(key)
-  local text = self.dict:get(key)
-  if not text then return nil end
+  local vkey = self.vkeys[key]
+  if not vkey then
+    vkey = key .. "|v"
+    self.vkeys[key] = vkey
+  end
+  local version = self.dict:get(vkey)
   local seen = self.seen[key]
-  if seen and seen.text == text then return seen.value end
+  if seen and version and seen.version == version then return seen.value end
+  local text, flags = self.dict:get(key)
+  if not text then
+    self.seen[key] = nil
+    return nil
+  end
   local value = cjson.decode(text)
-  self.seen[key] = value and { text = text, value = value } or nil
+  self.seen[key] = value and { version = flags, value = value } or nil
   return value
 end
 
 function M:set(key, value)
+  local dict = self.dict
+  local version = dict:incr(key .. "|v", 1, 0)
   if value == nil then
     self.seen[key] = nil
-    self.dict:delete(key)
+    dict:delete(key)
     return
   end
   local text = cjson.encode(value)
-  local ok, err = self.dict:set(key, text)
-  if ok then
-    self.seen[key] = { text = text, value = value }
+  local ok, err = dict:set(key, text, 0, version or 0)
+  if ok and version then
+    self.seen[key] = { version = version, value = value }
   else
     self.seen[key] = nil
-    ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err)
+    if not ok then ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err) end
   end
 end
 
