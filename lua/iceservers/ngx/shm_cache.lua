@@ -19,54 +19,36 @@ function M.new(dict_name, opts)
       .. "the http block)"):format(dict_name, dict_name), 0)
   end
   opts = opts or {}
-  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5, seen = {}, vkeys = {} }, M)
+  return setmetatable({ dict = dict, wait = opts.lock_timeout or 5, seen = {} }, M)
 end
 
 -- A worker reads the same entry on every request until it is refreshed, so
--- the last value read per key is kept, decoded, with the entry's version:
--- each entry's text has a version key next to it ("<key>|v", a counter), and
--- a read asks the dict for that number only, and for the text (and decodes
--- it) only when the number moved.  The same version gives the same table back
--- (as the in-process backend does), so the broker can keep what it derives
--- from it; and a request copies no answer text out of the dict.
---
--- The text carries its version as the dict's flags, written with it in one
--- set: a reader that sees a new version before the new text keeps the text's
--- own version, and reads again next time.
+-- the last text read per key is kept with its decoded value: the same text
+-- gives the same table back (as the in-process backend does) instead of being
+-- decoded again, and the broker can keep what it derives from that table.
 function M:get(key)
-  local vkey = self.vkeys[key]
-  if not vkey then
-    vkey = key .. "|v"
-    self.vkeys[key] = vkey
-  end
-  local version = self.dict:get(vkey)
+  local text = self.dict:get(key)
+  if not text then return nil end
   local seen = self.seen[key]
-  if seen and version and seen.version == version then return seen.value end
-  local text, flags = self.dict:get(key)
-  if not text then
-    self.seen[key] = nil
-    return nil
-  end
+  if seen and seen.text == text then return seen.value end
   local value = cjson.decode(text)
-  self.seen[key] = value and { version = flags, value = value } or nil
+  self.seen[key] = value and { text = text, value = value } or nil
   return value
 end
 
 function M:set(key, value)
-  local dict = self.dict
-  local version = dict:incr(key .. "|v", 1, 0)
   if value == nil then
     self.seen[key] = nil
-    dict:delete(key)
+    self.dict:delete(key)
     return
   end
   local text = cjson.encode(value)
-  local ok, err = dict:set(key, text, 0, version or 0)
-  if ok and version then
-    self.seen[key] = { version = version, value = value }
+  local ok, err = self.dict:set(key, text)
+  if ok then
+    self.seen[key] = { text = text, value = value }
   else
     self.seen[key] = nil
-    if not ok then ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err) end
+    ngx.log(ngx.ERR, "iceservers: lua_shared_dict is full? ", err)
   end
 end
 
