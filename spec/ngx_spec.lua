@@ -338,6 +338,35 @@ describe("iceservers.ngx in nginx", function()
   end)
 
   ---------------------------------------------------------------------------
+  describe("the metrics' counts across a reload", function()
+    it("loses none: each worker adds what it holds to the dict as it exits", function()
+      local srv = example(COTURN_ENV)
+      finally(function() srv:stop() end)
+      local N = 60
+      for _ = 1, N do assert.are.equal(200, fetch(srv:url("/ice-servers")).status) end
+      -- at once (within the second a worker holds its counts): the old
+      -- workers exit gracefully, the dict stays
+      local old = worker_pids(srv)
+      assert(sh.run("kill -HUP " .. srv.pid))
+      local by = sh.now() + 10
+      repeat
+        sh.sleep(0.2)
+        local now, same = worker_pids(srv), false
+        for pid in pairs(now) do same = same or old[pid] ~= nil end
+      until (next(now) and not same) or sh.now() > by
+      local want = ('iceservers_requests_total{status="200"} %d'):format(N)
+      local page
+      by = sh.now() + 5
+      repeat
+        page = fetch(srv:url("/ice-servers/metrics")).body
+        if page:find(want, 1, true) then break end
+        sh.sleep(0.2)
+      until sh.now() > by
+      assert.truthy(page:find(want, 1, true), page)
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
   describe("the example nginx.conf with ICESERVERS_API_KEY", function()
     local srv
 
