@@ -55,9 +55,10 @@ valgrind_suite() {
   build LUA_VERSION=5.4
   # Only the Lua process runs under valgrind; the servers specs start do not
   # (no --trace-children).  Definite leaks and any error fail the run.
+  # #novalgrind: a case that hangs only under valgrind (see its comment).
   ICESERVERS_SLOW=valgrind run valgrind valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-    lua5.4 "$busted_bin" $NO_INTEGRATION $CORE_SPECS
+    lua5.4 "$busted_bin" --exclude-tags=integration,novalgrind $CORE_SPECS
   vg_rc=$(grep -c '^==[0-9]*== ' "$log_dir/valgrind.log" || true)
   if [ "$vg_rc" != 0 ]; then
     echo "== valgrind reported problems"
